@@ -1,0 +1,254 @@
+"""The reverse-mode engine: graph nodes, global modes and the backward sweep.
+
+Every Tensor produced by an op while gradients are enabled is a node of the graph: it keeps its
+inputs (``_parents``) and a closure ``_backward(g) -> (g_parent, ...)`` over the arrays the
+formula needs, never its outputs, so dropping the last reference to a loss frees the whole graph
+by reference counting alone.
+
+``backward`` sorts the graph once, iteratively (an unrolled RNN is tens of thousands of nodes
+deep: no recursion anywhere), and sweeps it in reverse topological order, accumulating each
+node's gradient from all its consumers before passing it on. Broadcasting's adjoint lives here,
+once: a gradient whose shape differs from its input's is summed back to that shape (and cast
+back to the input's dtype after type promotion).
+
+Global modes (gradient recording, the current time step, the current module scope) live here
+and nowhere else; their context managers restore the previous value in ``finally``.
+"""
+from __future__ import annotations
+
+import contextlib
+
+from .backend import ARRAY_TYPES, array_module
+from .tensor import Tensor
+
+__all__ = ["no_grad", "enable_grad", "is_grad_enabled", "time_step", "scope", "current_step",
+           "current_scope", "make", "backward", "topological_order", "unbroadcast", "RemovableHandle"]
+
+_grad_enabled = True
+_step = None  # the time step stamped on new nodes (set by time_step(t))
+_scope = ""   # the module scope stamped on new nodes, e.g. "lstm.l0.reverse"
+
+
+# ---------------------------------------------------------------- global modes
+@contextlib.contextmanager
+def no_grad():
+    """Within this block ops record no graph: results have requires_grad=False."""
+    global _grad_enabled
+    previous, _grad_enabled = _grad_enabled, False
+    try:
+        yield
+    finally:
+        _grad_enabled = previous
+
+
+@contextlib.contextmanager
+def enable_grad():
+    """Re-enable graph recording inside a no_grad block."""
+    global _grad_enabled
+    previous, _grad_enabled = _grad_enabled, True
+    try:
+        yield
+    finally:
+        _grad_enabled = previous
+
+
+def is_grad_enabled() -> bool:
+    return _grad_enabled
+
+
+@contextlib.contextmanager
+def time_step(t: int):
+    """Stamp every node created in this block with time step `t` (read by viz and trace)."""
+    global _step
+    previous, _step = _step, int(t)
+    try:
+        yield
+    finally:
+        _step = previous
+
+
+@contextlib.contextmanager
+def scope(name: str):
+    """Append `name` to the module scope stamped on new nodes ("lstm" then "lstm.l0", ...)."""
+    global _scope
+    previous = _scope
+    _scope = f"{previous}.{name}" if previous else name
+    try:
+        yield
+    finally:
+        _scope = previous
+
+
+def current_step():
+    return _step
+
+
+def current_scope() -> str:
+    return _scope
+
+
+# ---------------------------------------------------------------- nodes
+def make(data, parents: tuple, backward, op: str) -> Tensor:
+    """The output Tensor of an op: a graph node when recording and any parent requires grad.
+
+    data: the forward result (a backend array); parents: the op's Tensor inputs;
+    backward: g -> tuple with one gradient array (or None) per parent; op: a short name.
+    """
+    if data.__class__ not in ARRAY_TYPES:  # NumPy returns scalars from 0-d ufuncs
+        data = array_module(data).asarray(data)
+    out = Tensor.__new__(Tensor)
+    out.data = data
+    out.grad = None
+    out._hooks = None
+    out._retain = False
+    out._op = op
+    out._step = _step
+    out._scope = _scope
+    if _grad_enabled and any(p.requires_grad for p in parents):
+        out.requires_grad = True
+        out._parents = parents
+        out._backward = backward
+    else:
+        out.requires_grad = False
+        out._parents = ()
+        out._backward = None
+    return out
+
+
+def _graph_freed(g):
+    raise AssertionError("unreachable: the engine checks for freed nodes first")
+
+
+# ---------------------------------------------------------------- the sweep
+def topological_order(root: Tensor) -> list:
+    """Nodes that require grad and reach `root`, root first, each after all its consumers.
+
+    An iterative depth-first post-order (parents before children), reversed.
+    """
+    order, visited = [], set()
+    stack = [(root, False)]
+    while stack:
+        node, expanded = stack.pop()
+        if expanded:
+            order.append(node)
+            continue
+        key = id(node)
+        if key in visited:
+            continue
+        visited.add(key)
+        stack.append((node, True))
+        for parent in node._parents:
+            if parent.requires_grad and id(parent) not in visited:
+                stack.append((parent, False))
+    order.reverse()
+    return order
+
+
+def unbroadcast(grad, shape: tuple):
+    """Sum `grad` over the axes that broadcasting expanded so that it has `shape`.
+
+    Broadcasting's adjoint: leading axes added by broadcasting are summed away, and axes where
+    the input had size 1 are summed with keepdims.
+    """
+    extra = grad.ndim - len(shape)
+    if extra > 0:
+        grad = grad.sum(axis=tuple(range(extra)))
+    axes = tuple(i for i, n in enumerate(shape) if n == 1 and grad.shape[i] != 1)
+    if axes:
+        grad = grad.sum(axis=axes, keepdims=True)
+    return grad.reshape(shape)
+
+
+def backward(root: Tensor, grad=None, retain_graph: bool = False) -> None:
+    """Accumulate d(root)/d(leaf) into every leaf's .grad (weighted by `grad` for non-scalars).
+
+    Non-leaf gradients are dropped unless the node called retain_grad(). Unless retain_graph,
+    each node's closure and inputs are released as soon as its gradient has been passed on.
+    """
+    if not root.requires_grad:
+        raise RuntimeError("backward: this tensor does not require grad and has no graph "
+                           "(was it made under no_grad(), detached, or from tensors that do not require grad?)")
+    seed = _seed_gradient(root, grad)
+    grads = {id(root): seed}
+    for node in topological_order(root):
+        g = grads.pop(id(node), None)
+        if g is None:  # every consumer returned None for this input
+            continue
+        if node._hooks:
+            g = _run_hooks(node, g)
+        fn = node._backward
+        if fn is None:  # a leaf: accumulate into .grad, which owns its memory
+            _accumulate(node, g)
+            continue
+        if fn is _graph_freed:
+            raise RuntimeError(
+                f"backward: the graph through '{node._op}' was already freed by an earlier backward(); "
+                "pass retain_graph=True to the first backward() to go through the graph twice")
+        if node._retain:
+            _accumulate(node, g)
+        parent_grads = fn(g)
+        for parent, pg in zip(node._parents, parent_grads):
+            if pg is None or not parent.requires_grad:
+                continue
+            pdata = parent.data
+            if pg.shape != pdata.shape:
+                pg = unbroadcast(pg, pdata.shape)
+            if pg.dtype != pdata.dtype:
+                pg = pg.astype(pdata.dtype)
+            key = id(parent)
+            previous = grads.get(key)
+            grads[key] = pg if previous is None else previous + pg
+        if not retain_graph:
+            node._backward = _graph_freed
+            node._parents = ()
+
+
+def _seed_gradient(root: Tensor, grad):
+    xp = array_module(root.data)
+    if grad is None:
+        if root.data.size != 1:
+            raise RuntimeError(
+                f"backward: grad can be implied only for a scalar output, but this tensor has shape "
+                f"{tuple(root.shape)}; reduce it first (loss.sum() or loss.mean()) or pass backward(grad=...) "
+                "of the same shape")
+        return xp.ones_like(root.data)
+    g = grad.data if isinstance(grad, Tensor) else xp.asarray(grad, dtype=root.data.dtype)
+    if g.shape != root.data.shape:
+        raise RuntimeError(f"backward: grad has shape {tuple(g.shape)} but the tensor has shape "
+                           f"{tuple(root.data.shape)}; they must match")
+    if array_module(g) is not xp:
+        raise RuntimeError("backward: grad is on a different device than the tensor; move it with .to()")
+    return g
+
+
+def _accumulate(node: Tensor, g) -> None:
+    if node.grad is None:
+        node.grad = Tensor._wrap(g.copy())
+    else:
+        node.grad.data += g
+
+
+def _run_hooks(node: Tensor, g):
+    for hook in list(node._hooks.values()):
+        result = hook(Tensor._wrap(g))
+        if result is not None:
+            new = result.data if isinstance(result, Tensor) else result
+            if new.shape != g.shape:
+                raise RuntimeError(f"hook {getattr(hook, '__name__', hook)!r} returned a gradient of shape "
+                                   f"{tuple(new.shape)} for a tensor of shape {tuple(g.shape)}")
+            g = new
+    return g
+
+
+class RemovableHandle:
+    """Returned by register_hook; remove() unregisters the hook."""
+
+    _next_id = 0
+
+    def __init__(self, hooks: dict):
+        self._hooks = hooks
+        self.id = RemovableHandle._next_id
+        RemovableHandle._next_id += 1
+
+    def remove(self) -> None:
+        self._hooks.pop(self.id, None)

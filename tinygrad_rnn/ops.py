@@ -1,0 +1,505 @@
+"""Primitive ops: each forward beside its backward, with the formula in one line.
+
+An op reads its inputs' arrays, computes the result with the array module of their device
+(NumPy or CuPy, never named here), and hands ``make`` a closure ``backward(g)`` returning one
+gradient per input (None where an input needs none). The closure keeps only the arrays its
+formula needs. Gradients whose shape differs from their input's (broadcasting) are summed back
+by the engine, not here.
+"""
+from __future__ import annotations
+
+import builtins
+import math
+
+import numpy as np
+
+from . import backend
+from .autograd import make
+from .tensor import Tensor
+
+__all__ = ["add", "sub", "mul", "div", "pow", "neg", "matmul", "exp", "log", "tanh", "sigmoid",
+           "relu", "abs", "sqrt", "clip", "sum", "mean", "max", "reshape", "permute", "transpose",
+           "broadcast_to", "getitem", "cat", "stack", "split", "chunk", "where", "astype",
+           "log_softmax", "compare", "stable_sigmoid"]
+
+_SCALARS = (int, float, bool, np.number, np.bool_)
+
+
+# ---------------------------------------------------------------- operands
+def _operands(a, b, op: str):
+    """Both operands as Tensors on one device; scalars and arrays become constant leaves.
+
+    A Python scalar takes the tensor's dtype (scalars never change a tensor's dtype), except
+    that a float scalar with an integer tensor gives the default floating dtype.
+    """
+    if isinstance(a, Tensor):
+        return a, _operand(b, a, op)
+    return _operand(a, b, op), b
+
+
+def _operand(x, like: Tensor, op: str) -> Tensor:
+    data = like.data
+    if isinstance(x, Tensor):
+        other = x.data
+        if other.__class__ is not data.__class__ or (data.__class__ is not np.ndarray
+                                                     and other.device != data.device):
+            raise RuntimeError(f"{op}: operands are on different devices ({like.device} and {x.device}); "
+                               "move one with .to(device) first")
+        return x
+    if isinstance(x, _SCALARS):
+        kind = data.dtype.kind
+        dtype = data.dtype if kind in "fc" or not isinstance(x, (float, np.floating)) else backend.default_dtype()
+        return Tensor._wrap(backend.array_module(data).asarray(x, dtype=dtype))
+    if isinstance(x, backend.ARRAY_TYPES):
+        if backend.array_device(x) != like.device:
+            raise RuntimeError(f"{op}: an array on {backend.array_device(x)} met a tensor on {like.device}; "
+                               "move one with .to(device) or pass an array of the tensor's device")
+        return Tensor._wrap(x)
+    if isinstance(x, (list, tuple)):
+        return Tensor._wrap(backend.to_device(np.asarray(x, dtype=data.dtype), like.device))
+    raise TypeError(f"{op}: unsupported operand of type {type(x).__name__}; "
+                    "use a Tensor, a Python number or an array of the tensor's device")
+
+
+def _xp(t: Tensor):
+    return backend.array_module(t.data)
+
+
+def _axes(axis, ndim: int) -> tuple:
+    """Normalize an axis argument (None, int or tuple, negatives allowed) to a sorted tuple."""
+    if axis is None:
+        return tuple(range(ndim))
+    axes = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)
+    for a in axes:
+        if not -builtins.max(ndim, 1) <= a < builtins.max(ndim, 1):
+            raise IndexError(f"axis {a} is out of range for a tensor of {ndim} dimension(s)")
+    return tuple(sorted({a % ndim for a in axes})) if ndim else ()
+
+
+# ---------------------------------------------------------------- arithmetic
+def add(a, b) -> Tensor:
+    """z = a + b;  dL/da = g, dL/db = g"""
+    a, b = _operands(a, b, "add")
+    return make(a.data + b.data, (a, b), _add_backward, "add")
+
+
+def _add_backward(g):
+    return g, g
+
+
+def sub(a, b) -> Tensor:
+    """z = a - b;  dL/da = g, dL/db = -g"""
+    a, b = _operands(a, b, "sub")
+    return make(a.data - b.data, (a, b), _sub_backward, "sub")
+
+
+def _sub_backward(g):
+    return g, -g
+
+
+def mul(a, b) -> Tensor:
+    """z = a * b;  dL/da = g * b, dL/db = g * a"""
+    a, b = _operands(a, b, "mul")
+    ad, bd = a.data, b.data
+
+    def backward(g):
+        return (g * bd if a.requires_grad else None,
+                g * ad if b.requires_grad else None)
+    return make(ad * bd, (a, b), backward, "mul")
+
+
+def div(a, b) -> Tensor:
+    """z = a / b;  dL/da = g / b, dL/db = -g * z / b"""
+    a, b = _operands(a, b, "div")
+    bd = b.data
+    out = a.data / bd
+
+    def backward(g):
+        ga = g / bd if a.requires_grad else None
+        return ga, (-(ga if ga is not None else g / bd) * out if b.requires_grad else None)
+    return make(out, (a, b), backward, "div")
+
+
+def pow(a, b) -> Tensor:
+    """z = a ** b;  dL/da = g * b * a ** (b - 1), dL/db = g * z * log(a) (0 where a <= 0)"""
+    a, b = _operands(a, b, "pow")
+    ad, bd = a.data, b.data
+    out = ad ** bd
+
+    def backward(g):
+        ga = g * bd * ad ** (bd - 1) if a.requires_grad else None
+        gb = None
+        if b.requires_grad:
+            xp = backend.array_module(ad)
+            positive = ad > 0
+            gb = g * out * xp.where(positive, xp.log(xp.where(positive, ad, 1)), 0)
+        return ga, gb
+    return make(out, (a, b), backward, "pow")
+
+
+def neg(a: Tensor) -> Tensor:
+    """z = -a;  dL/da = -g"""
+    return make(-a.data, (a,), _neg_backward, "neg")
+
+
+def _neg_backward(g):
+    return (-g,)
+
+
+def matmul(a, b) -> Tensor:
+    """z = a @ b (1-D, 2-D or batched);  dL/da = g @ b^T, dL/db = a^T @ g (batch axes summed)"""
+    a, b = _operands(a, b, "matmul")
+    ad, bd = a.data, b.data
+    _check_matmul(ad, bd)
+    a_vec, b_vec = ad.ndim == 1, bd.ndim == 1
+    a2 = ad[None, :] if a_vec else ad
+    b2 = bd[:, None] if b_vec else bd
+
+    def backward(g):
+        if a_vec:
+            g = g[..., None, :] if not b_vec else g[..., None, None]
+        elif b_vec:
+            g = g[..., :, None]
+        ga = gb = None
+        if a.requires_grad:
+            ga = g @ b2.swapaxes(-1, -2)
+            ga = ga[..., 0, :] if a_vec else ga
+        if b.requires_grad:
+            gb = a2.swapaxes(-1, -2) @ g
+            gb = gb[..., 0] if b_vec else gb
+        return ga, gb
+    return make(ad @ bd, (a, b), backward, "matmul")
+
+
+def _check_matmul(ad, bd) -> None:
+    if ad.ndim == 0 or bd.ndim == 0:
+        raise ValueError(f"matmul: both operands need at least 1 dimension, got shapes {ad.shape} and {bd.shape}; "
+                         "use * for scaling")
+    inner_b = bd.shape[0] if bd.ndim == 1 else bd.shape[-2]
+    if ad.shape[-1] != inner_b:
+        raise ValueError(f"matmul: shapes {ad.shape} and {bd.shape} do not align: the last axis of the first "
+                         f"({ad.shape[-1]}) must equal the {'only' if bd.ndim == 1 else 'second-to-last'} axis "
+                         f"of the second ({inner_b})")
+    if ad.dtype != bd.dtype:
+        raise TypeError(f"matmul: dtypes differ ({ad.dtype} and {bd.dtype}) for shapes {ad.shape} and {bd.shape}; "
+                        "convert one with .astype() (models use the default dtype: see set_default_dtype)")
+
+
+# ---------------------------------------------------------------- elementwise
+def exp(a: Tensor) -> Tensor:
+    """y = exp(a);  dL/da = g * y"""
+    y = _xp(a).exp(a.data)
+    return make(y, (a,), lambda g: (g * y,), "exp")
+
+
+def log(a: Tensor) -> Tensor:
+    """y = log(a);  dL/da = g / a"""
+    ad = a.data
+    return make(_xp(a).log(ad), (a,), lambda g: (g / ad,), "log")
+
+
+def tanh(a: Tensor) -> Tensor:
+    """y = tanh(a);  dL/da = g * (1 + y)(1 - y)"""
+    y = _xp(a).tanh(a.data)
+    return make(y, (a,), lambda g: (g * ((1 + y) * (1 - y)),), "tanh")
+
+
+def stable_sigmoid(xp, x):
+    """1 / (1 + e^-x) without overflow: with e = exp(-|x|), y = 1/(1+e) for x >= 0, else e/(1+e)."""
+    e = xp.exp(-xp.abs(x))
+    r = 1 / (1 + e)
+    return xp.where(x >= 0, r, e * r)
+
+
+def sigmoid(a: Tensor) -> Tensor:
+    """y = 1 / (1 + exp(-a)), computed stably;  dL/da = g * y * (1 - y)"""
+    y = stable_sigmoid(_xp(a), a.data)
+    return make(y, (a,), lambda g: (g * y * (1 - y),), "sigmoid")
+
+
+def relu(a: Tensor) -> Tensor:
+    """y = max(a, 0);  dL/da = g * [a > 0]"""
+    ad = a.data
+    xp = _xp(a)
+    return make(xp.maximum(ad, 0), (a,), lambda g: (xp.where(ad > 0, g, 0),), "relu")
+
+
+def abs(a: Tensor) -> Tensor:
+    """y = |a|;  dL/da = g * sign(a)"""
+    ad = a.data
+    xp = _xp(a)
+    return make(xp.abs(ad), (a,), lambda g: (g * xp.sign(ad),), "abs")
+
+
+def sqrt(a: Tensor) -> Tensor:
+    """y = sqrt(a);  dL/da = g / (2 y)"""
+    y = _xp(a).sqrt(a.data)
+    return make(y, (a,), lambda g: (g / (2 * y),), "sqrt")
+
+
+def clip(a: Tensor, min=None, max=None) -> Tensor:
+    """y = min(max(a, lo), hi);  dL/da = g where lo <= a <= hi, else 0 (as PyTorch's clamp)"""
+    if min is None and max is None:
+        raise ValueError("clip: give at least one of min and max")
+    ad = a.data
+    xp = _xp(a)
+    inside = xp.ones(ad.shape, dtype=bool)
+    if min is not None:
+        inside &= ad >= min
+    if max is not None:
+        inside &= ad <= max
+    return make(xp.clip(ad, min, max), (a,), lambda g: (xp.where(inside, g, 0),), "clip")
+
+
+def astype(a: Tensor, dtype) -> Tensor:
+    """y = a cast to dtype;  dL/da = g cast back (by the engine)"""
+    dtype = backend.as_dtype(dtype)
+    return make(a.data.astype(dtype), (a,), lambda g: (g,), "astype")
+
+
+def where(condition, a, b) -> Tensor:
+    """y = a where condition else b;  dL/da = g * [c], dL/db = g * [not c]"""
+    if isinstance(condition, Tensor):
+        condition = condition.data
+    like = next((t for t in (a, b) if isinstance(t, Tensor)), None)
+    if like is None:
+        raise TypeError("where: at least one of the two value operands must be a Tensor")
+    a, b = _operand(a, like, "where"), _operand(b, like, "where")
+    xp = _xp(like)
+    cond = xp.asarray(condition, dtype=bool) if isinstance(condition, backend.ARRAY_TYPES) else \
+        backend.to_device(np.asarray(condition, dtype=bool), like.device)
+
+    def backward(g):
+        return (xp.where(cond, g, 0) if a.requires_grad else None,
+                xp.where(cond, 0, g) if b.requires_grad else None)
+    return make(xp.where(cond, a.data, b.data), (a, b), backward, "where")
+
+
+def compare(a, b, how: str) -> Tensor:
+    """Elementwise comparison (lt, le, gt, ge, eq, ne) as a boolean tensor without gradient."""
+    a, b = _operands(a, b, how)
+    xp = _xp(a)
+    fn = {"lt": xp.less, "le": xp.less_equal, "gt": xp.greater, "ge": xp.greater_equal,
+          "eq": xp.equal, "ne": xp.not_equal}[how]
+    return Tensor._wrap(xp.asarray(fn(a.data, b.data)))
+
+
+# ---------------------------------------------------------------- reductions
+def sum(a: Tensor, axis=None, keepdims: bool = False) -> Tensor:
+    """y = sum of a over axis;  dL/da = g broadcast back over the summed axes"""
+    shape = a.data.shape
+    axes = _axes(axis, a.ndim)
+    xp = _xp(a)
+
+    def backward(g):
+        if not keepdims:
+            g = g.reshape(_kept_shape(shape, axes))
+        return (xp.broadcast_to(g, shape),)
+    return make(xp.asarray(a.data.sum(axis=axes, keepdims=keepdims)), (a,), backward, "sum")
+
+
+def _kept_shape(shape: tuple, axes: tuple) -> tuple:
+    return tuple(1 if i in axes else n for i, n in enumerate(shape))
+
+
+def mean(a: Tensor, axis=None, keepdims: bool = False) -> Tensor:
+    """y = mean of a over axis;  dL/da = g / n broadcast back, n the number of averaged entries"""
+    shape = a.data.shape
+    axes = _axes(axis, a.ndim)
+    scale = 1.0 / builtins.max(math.prod(shape[i] for i in axes), 1)
+    xp = _xp(a)
+
+    def backward(g):
+        if not keepdims:
+            g = g.reshape(_kept_shape(shape, axes))
+        return (xp.broadcast_to(g * scale, shape),)
+    return make(xp.asarray(a.data.mean(axis=axes, keepdims=keepdims)), (a,), backward, "mean")
+
+
+def max(a: Tensor, axis=None, keepdims: bool = False) -> Tensor:
+    """y = max of a over axis;  dL/da = g shared equally among the entries equal to the max"""
+    ad = a.data
+    if ad.size == 0:
+        raise ValueError(f"max: cannot reduce an empty tensor of shape {ad.shape}")
+    axes = _axes(axis, a.ndim)
+    xp = _xp(a)
+    top = ad.max(axis=axes, keepdims=True)
+
+    def backward(g):
+        hit = ad == top
+        share = hit / hit.sum(axis=axes, keepdims=True)
+        return ((g if keepdims else g.reshape(top.shape)) * share,)
+    return make(xp.asarray(top if keepdims else top.reshape(_reduced_shape(ad.shape, axes))), (a,), backward, "max")
+
+
+def _reduced_shape(shape: tuple, axes: tuple) -> tuple:
+    return tuple(n for i, n in enumerate(shape) if i not in axes)
+
+
+def log_softmax(a: Tensor, axis: int = -1) -> Tensor:
+    """y = a - log(sum(exp(a))) along axis, with the max subtracted first;
+    dL/da = g - softmax(a) * sum(g) along axis"""
+    xp = _xp(a)
+    ad = a.data
+    shifted = ad - ad.max(axis=axis, keepdims=True)
+    y = shifted - xp.log(xp.exp(shifted).sum(axis=axis, keepdims=True))
+    return make(y, (a,), lambda g: (g - xp.exp(y) * g.sum(axis=axis, keepdims=True),), "log_softmax")
+
+
+# ---------------------------------------------------------------- shape
+def reshape(a: Tensor, shape) -> Tensor:
+    """y = a with a new shape (same number of entries);  dL/da = g reshaped back"""
+    shape = (shape,) if isinstance(shape, int) else tuple(shape)
+    in_shape = a.data.shape
+    try:
+        out = a.data.reshape(shape)
+    except ValueError:
+        raise ValueError(f"reshape: cannot reshape a tensor of shape {in_shape} ({a.data.size} entries) "
+                         f"into {shape}") from None
+    return make(out, (a,), lambda g: (g.reshape(in_shape),), "reshape")
+
+
+def permute(a: Tensor, dims) -> Tensor:
+    """y = a with its axes reordered by dims;  dL/da = g with the inverse order"""
+    dims = tuple(d % a.ndim for d in dims) if a.ndim else ()
+    if sorted(dims) != list(range(a.ndim)):
+        raise ValueError(f"permute: {dims} is not a permutation of the {a.ndim} axes of shape {a.shape}")
+    inverse = tuple(np.argsort(dims))
+    return make(a.data.transpose(dims), (a,), lambda g: (g.transpose(inverse),), "permute")
+
+
+def transpose(a: Tensor, dim0: int = -2, dim1: int = -1) -> Tensor:
+    """y = a with axes dim0 and dim1 swapped (PyTorch's transpose);  dL/da = g swapped back"""
+    dims = list(range(a.ndim))
+    dims[dim0], dims[dim1] = dims[dim1], dims[dim0]
+    return permute(a, dims)
+
+
+def broadcast_to(a: Tensor, shape) -> Tensor:
+    """y = a broadcast to shape;  dL/da = g summed over the broadcast axes (by the engine)"""
+    out = _xp(a).broadcast_to(a.data, tuple(shape))
+    return make(out, (a,), lambda g: (g,), "broadcast_to")
+
+
+def getitem(a: Tensor, index) -> Tensor:
+    """y = a[index] (slices, integers, integer arrays, boolean masks);
+    dL/da = zeros with g scatter-added at index (repeated indices accumulate)"""
+    index = _plain_index(index)
+    ad = a.data
+    try:
+        out = ad[index]
+    except IndexError as error:
+        raise IndexError(f"getitem: {error} (tensor of shape {ad.shape})") from None
+    xp = _xp(a)
+    basic = _is_basic(index)
+
+    def backward(g):
+        grad = xp.zeros(ad.shape, dtype=g.dtype)
+        if basic:
+            grad[index] = g
+        else:
+            backend.scatter_add(grad, index, g)
+        return (grad,)
+    return make(xp.asarray(out), (a,), backward, "getitem")
+
+
+def _plain_index(index):
+    """Replace Tensors inside an index by their arrays."""
+    if isinstance(index, Tensor):
+        return index.data
+    if isinstance(index, tuple):
+        return tuple(i.data if isinstance(i, Tensor) else i for i in index)
+    if isinstance(index, list):
+        return np.asarray(index)
+    return index
+
+
+def _is_basic(index) -> bool:
+    """True for indices made of ints, slices, None and Ellipsis only (no entry is repeated)."""
+    parts = index if isinstance(index, tuple) else (index,)
+    return all(isinstance(i, (int, slice, type(None), type(Ellipsis), np.integer)) or
+               (getattr(i, "dtype", None) is not None and i.dtype == bool) for i in parts)
+
+
+def cat(tensors, axis: int = 0) -> Tensor:
+    """y = the tensors joined along axis;  dL/da_i = the slice of g that a_i filled"""
+    tensors = _same_device(tensors, "cat")
+    xp = _xp(tensors[0])
+    datas = [t.data for t in tensors]
+    try:
+        out = xp.concatenate(datas, axis=axis)
+    except ValueError:
+        raise ValueError(f"cat: shapes {[d.shape for d in datas]} cannot be joined along axis {axis}: "
+                         "all other axes must match") from None
+    axis = axis % out.ndim
+    bounds = np.cumsum([0] + [d.shape[axis] for d in datas])
+    lead = (slice(None),) * axis
+    return make(out, tuple(tensors),
+                lambda g: tuple(g[lead + (slice(lo, hi),)] for lo, hi in zip(bounds[:-1], bounds[1:])), "cat")
+
+
+def stack(tensors, axis: int = 0) -> Tensor:
+    """y = the tensors stacked along a new axis;  dL/da_i = g[..., i, ...] along that axis"""
+    tensors = _same_device(tensors, "stack")
+    xp = _xp(tensors[0])
+    datas = [t.data for t in tensors]
+    try:
+        out = xp.stack(datas, axis=axis)
+    except ValueError:
+        raise ValueError(f"stack: all tensors need the same shape, got {[d.shape for d in datas]}") from None
+    lead = (slice(None),) * (axis % out.ndim)
+    return make(out, tuple(tensors), lambda g: tuple(g[lead + (i,)] for i in range(len(datas))), "stack")
+
+
+def _same_device(tensors, op: str) -> list:
+    tensors = list(tensors)
+    if not tensors:
+        raise ValueError(f"{op}: needs at least one tensor")
+    if not all(isinstance(t, Tensor) for t in tensors):
+        raise TypeError(f"{op}: expects a sequence of Tensors")
+    devices = {t.device for t in tensors}
+    if len(devices) > 1:
+        raise RuntimeError(f"{op}: tensors are on different devices ({', '.join(sorted(devices))}); "
+                           "move them to one with .to(device)")
+    return tensors
+
+
+def _slice(a: Tensor, start: int, stop: int, axis: int) -> Tensor:
+    """y = a[start:stop] along axis;  dL/da = zeros with g written into that slice"""
+    index = (slice(None),) * axis + (slice(start, stop),)
+    ad = a.data
+    xp = _xp(a)
+
+    def backward(g):
+        grad = xp.zeros(ad.shape, dtype=g.dtype)
+        grad[index] = g
+        return (grad,)
+    return make(ad[index], (a,), backward, "slice")
+
+
+def split(a: Tensor, split_size_or_sections, axis: int = 0) -> tuple:
+    """Pieces of a along axis: of size split_size each (the last may be smaller), or of the
+    listed sizes (as PyTorch's split)."""
+    axis = axis % a.ndim
+    length = a.data.shape[axis]
+    if isinstance(split_size_or_sections, int):
+        if split_size_or_sections <= 0:
+            raise ValueError(f"split: split size must be positive, got {split_size_or_sections}")
+        sizes = [split_size_or_sections] * (length // split_size_or_sections)
+        if length % split_size_or_sections:
+            sizes.append(length % split_size_or_sections)
+    else:
+        sizes = list(split_size_or_sections)
+        if builtins.sum(sizes) != length:
+            raise ValueError(f"split: sizes {sizes} add up to {builtins.sum(sizes)}, "
+                             f"but axis {axis} of shape {a.shape} has {length}")
+    bounds = np.cumsum([0] + sizes)
+    return tuple(_slice(a, int(lo), int(hi), axis) for lo, hi in zip(bounds[:-1], bounds[1:]))
+
+
+def chunk(a: Tensor, chunks: int, axis: int = 0) -> tuple:
+    """a split into `chunks` pieces along axis, each of size ceil(n / chunks) but the last."""
+    if chunks <= 0:
+        raise ValueError(f"chunk: number of chunks must be positive, got {chunks}")
+    length = a.data.shape[axis % a.ndim]
+    return split(a, builtins.max(1, -(-length // chunks)), axis)

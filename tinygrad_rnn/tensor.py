@@ -1,0 +1,255 @@
+"""Tensor: an array (NumPy or CuPy) that may remember the op that made it.
+
+A Tensor made by an op while gradients are recorded is a node of the graph (see autograd.py):
+``_parents`` are its inputs, ``_backward`` the closure that maps its gradient to theirs,
+``_op``/``_step``/``_scope`` say what made it, at which time step, inside which module.
+The operators below are explicit one-line methods that call the ops in ops.py.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from . import backend
+
+__all__ = ["Tensor"]
+
+
+class Tensor:
+    __slots__ = ("data", "grad", "requires_grad", "_parents", "_backward", "_op", "_step", "_scope",
+                 "_hooks", "_retain", "__weakref__")
+    __array_priority__ = 1000  # make `ndarray + Tensor` call Tensor.__radd__
+    __hash__ = object.__hash__  # == is elementwise, so hashing stays by identity
+
+    def __init__(self, data, requires_grad: bool = False, dtype=None, device=None):
+        if isinstance(data, Tensor):
+            data = data.data
+        self.data = _as_array(data, dtype, device)
+        self.grad = None
+        self._parents = ()
+        self._backward = None
+        self._op = "leaf"
+        self._step = _autograd.current_step()
+        self._scope = _autograd.current_scope()
+        self._hooks = None
+        self._retain = False
+        self.requires_grad = False
+        if requires_grad:
+            self.requires_grad_(True)
+
+    @classmethod
+    def _wrap(cls, array) -> "Tensor":
+        """A constant leaf around an existing backend array, without copies or checks."""
+        out = cls.__new__(cls)
+        out.data = array
+        out.grad = None
+        out.requires_grad = False
+        out._parents = ()
+        out._backward = None
+        out._op = "leaf"
+        out._step = None
+        out._scope = ""
+        out._hooks = None
+        out._retain = False
+        return out
+
+    # ------------------------------------------------------------ attributes
+    @property
+    def shape(self) -> tuple:
+        return tuple(self.data.shape)
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.data.dtype
+
+    @property
+    def device(self) -> str:
+        return backend.array_device(self.data)
+
+    @property
+    def ndim(self) -> int:
+        return self.data.ndim
+
+    @property
+    def size(self) -> int:
+        return int(self.data.size)
+
+    @property
+    def is_leaf(self) -> bool:
+        """True for tensors made by the user (or that do not require grad), not by an op."""
+        return self._backward is None
+
+    @property
+    def op(self) -> str:
+        """The name of the op that made this tensor ("leaf" for user-made tensors)."""
+        return self._op
+
+    @property
+    def step(self):
+        """The time step active when this tensor was made (None outside time_step blocks)."""
+        return self._step
+
+    @property
+    def scope(self) -> str:
+        """The module scope active when this tensor was made, e.g. "lstm.l0.reverse"."""
+        return self._scope
+
+    @property
+    def parents(self) -> tuple:
+        """The op inputs this node keeps (empty for leaves and freed nodes); read-only use."""
+        return self._parents
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def __repr__(self) -> str:
+        body = np.array2string(self.numpy(), separator=", ", prefix="Tensor(", threshold=20)
+        extras = [f"dtype={self.dtype}"]
+        if self.device != "cpu":
+            extras.append(f"device='{self.device}'")
+        if self.requires_grad:
+            extras.append("requires_grad=True" if self.is_leaf else f"op={self._op}")
+        return f"Tensor({body}, {', '.join(extras)})"
+
+    # ------------------------------------------------------------ conversions
+    def numpy(self) -> np.ndarray:
+        """The values as a NumPy array (a host copy for GPU tensors; shares memory on the CPU)."""
+        return backend.to_numpy(self.data)
+
+    def item(self):
+        """The single value of a one-element tensor as a Python number."""
+        if self.data.size != 1:
+            raise ValueError(f"item: only a one-element tensor converts to a number, this one has shape {self.shape}")
+        return self.data.reshape(()).item()
+
+    def tolist(self):
+        return self.numpy().tolist()
+
+    def to(self, device) -> "Tensor":
+        """A copy on `device`; it is a new leaf (a detached copy), as with any transfer."""
+        device = backend.normalize_device(device)
+        out = Tensor._wrap(backend.to_device(self.data, device))
+        out.requires_grad = self.requires_grad
+        return out
+
+    def cpu(self) -> "Tensor":
+        return self.to("cpu")
+
+    def cuda(self, index: int = 0) -> "Tensor":
+        return self.to(f"cuda:{index}")
+
+    def detach(self) -> "Tensor":
+        """The same values (shared memory) as a new leaf with no graph: gradients stop here."""
+        return Tensor._wrap(self.data)
+
+    def astype(self, dtype) -> "Tensor":
+        return _ops.astype(self, dtype)
+
+    def float(self) -> "Tensor":
+        return _ops.astype(self, np.float32)
+
+    def double(self) -> "Tensor":
+        return _ops.astype(self, np.float64)
+
+    # ------------------------------------------------------------ autograd
+    def requires_grad_(self, flag: bool = True) -> "Tensor":
+        if flag and self.data.dtype.kind not in "fc":
+            raise TypeError(f"requires_grad: only floating tensors can require gradients, this one is "
+                            f"{self.data.dtype}; create it with dtype=float32 or float64")
+        if not self.is_leaf:
+            raise RuntimeError("requires_grad_: can only be changed on leaf tensors; use detach() first")
+        self.requires_grad = bool(flag)
+        return self
+
+    def backward(self, grad=None, retain_graph: bool = False) -> None:
+        """Accumulate the gradient of this tensor into the .grad of every leaf it depends on."""
+        _autograd.backward(self, grad, retain_graph)
+
+    def retain_grad(self) -> None:
+        """Keep this non-leaf tensor's gradient in .grad after backward (leaves always keep it)."""
+        if not self.requires_grad:
+            raise RuntimeError("retain_grad: this tensor does not require grad")
+        self._retain = True
+
+    def register_hook(self, fn) -> "_autograd.RemovableHandle":
+        """Call fn(grad) when this tensor's gradient is computed; a returned Tensor replaces it."""
+        if not self.requires_grad:
+            raise RuntimeError("register_hook: cannot register a hook on a tensor that does not require grad")
+        if self._hooks is None:
+            self._hooks = {}
+        handle = _autograd.RemovableHandle(self._hooks)
+        self._hooks[handle.id] = fn
+        return handle
+
+    def zero_grad(self) -> None:
+        self.grad = None
+
+    # ------------------------------------------------------------ arithmetic
+    def __add__(self, other): return _ops.add(self, other)
+    def __radd__(self, other): return _ops.add(other, self)
+    def __sub__(self, other): return _ops.sub(self, other)
+    def __rsub__(self, other): return _ops.sub(other, self)
+    def __mul__(self, other): return _ops.mul(self, other)
+    def __rmul__(self, other): return _ops.mul(other, self)
+    def __truediv__(self, other): return _ops.div(self, other)
+    def __rtruediv__(self, other): return _ops.div(other, self)
+    def __pow__(self, other): return _ops.pow(self, other)
+    def __rpow__(self, other): return _ops.pow(other, self)
+    def __matmul__(self, other): return _ops.matmul(self, other)
+    def __rmatmul__(self, other): return _ops.matmul(other, self)
+    def __neg__(self): return _ops.neg(self)
+    def __getitem__(self, index): return _ops.getitem(self, index)
+
+    # comparisons give boolean tensors that carry no gradient
+    def __lt__(self, other): return _ops.compare(self, other, "lt")
+    def __le__(self, other): return _ops.compare(self, other, "le")
+    def __gt__(self, other): return _ops.compare(self, other, "gt")
+    def __ge__(self, other): return _ops.compare(self, other, "ge")
+    def __eq__(self, other): return _ops.compare(self, other, "eq")
+    def __ne__(self, other): return _ops.compare(self, other, "ne")
+
+    # ------------------------------------------------------------ elementwise
+    def exp(self): return _ops.exp(self)
+    def log(self): return _ops.log(self)
+    def tanh(self): return _ops.tanh(self)
+    def sigmoid(self): return _ops.sigmoid(self)
+    def relu(self): return _ops.relu(self)
+    def abs(self): return _ops.abs(self)
+    def sqrt(self): return _ops.sqrt(self)
+    def clip(self, min=None, max=None): return _ops.clip(self, min, max)
+
+    # ------------------------------------------------------------ reductions
+    def sum(self, axis=None, keepdims=False): return _ops.sum(self, axis, keepdims)
+    def mean(self, axis=None, keepdims=False): return _ops.mean(self, axis, keepdims)
+    def max(self, axis=None, keepdims=False): return _ops.max(self, axis, keepdims)
+    def argmax(self, axis=None): return Tensor._wrap(self.data.argmax(axis=axis))
+
+    # ------------------------------------------------------------ shape
+    def reshape(self, *shape): return _ops.reshape(self, shape[0] if len(shape) == 1 else shape)
+    def transpose(self, dim0=-2, dim1=-1): return _ops.transpose(self, dim0, dim1)
+    def permute(self, *dims): return _ops.permute(self, dims[0] if len(dims) == 1 else dims)
+    @property
+    def T(self): return _ops.permute(self, tuple(range(self.ndim - 1, -1, -1)))
+    def split(self, split_size_or_sections, axis=0): return _ops.split(self, split_size_or_sections, axis)
+    def chunk(self, chunks, axis=0): return _ops.chunk(self, chunks, axis)
+
+
+def _as_array(data, dtype, device):
+    """A backend array from user data: floats get the default dtype unless `dtype` says otherwise."""
+    dtype = None if dtype is None else backend.as_dtype(dtype)
+    if isinstance(data, backend.ARRAY_TYPES):
+        target = backend.array_device(data) if device is None else backend.normalize_device(device)
+        array = backend.to_device(data, target)
+        return array.astype(dtype or array.dtype, copy=array is data)  # never alias the caller's array
+    array = np.asarray(data)
+    if array.dtype == object:
+        raise TypeError(f"Tensor: cannot make a tensor from {type(data).__name__} (got an object array; "
+                        "use numbers, nested lists of numbers, or arrays)")
+    if dtype is None and array.dtype.kind == "f" and not isinstance(data, np.generic):
+        dtype = backend.default_dtype()
+    if dtype is not None:
+        array = array.astype(dtype, copy=False)
+    return backend.to_device(array, backend.normalize_device(device))
+
+
+from . import autograd as _autograd  # noqa: E402  (the engine and the ops build on Tensor)
+from . import ops as _ops  # noqa: E402
