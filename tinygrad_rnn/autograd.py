@@ -18,11 +18,11 @@ from __future__ import annotations
 
 import contextlib
 
-from .backend import ARRAY_TYPES, array_module
+from .backend import ARRAY_TYPES, array_module, scatter_add
 from .tensor import Tensor
 
 __all__ = ["no_grad", "enable_grad", "is_grad_enabled", "time_step", "scope", "current_step",
-           "current_scope", "make", "backward", "topological_order", "unbroadcast", "RemovableHandle"]
+           "current_scope", "make", "backward", "IndexedGrad", "topological_order", "unbroadcast", "RemovableHandle"]
 
 _grad_enabled = True
 _step = None  # the time step stamped on new nodes (set by time_step(t))
@@ -104,14 +104,16 @@ def make(data, parents: tuple, backward, op: str) -> Tensor:
     out._op = op
     out._step = _step
     out._scope = _scope
-    if _grad_enabled and any(p.requires_grad for p in parents):
-        out.requires_grad = True
-        out._parents = parents
-        out._backward = backward
-    else:
-        out.requires_grad = False
-        out._parents = ()
-        out._backward = None
+    out.requires_grad = False
+    out._parents = ()
+    out._backward = None
+    if _grad_enabled:
+        for parent in parents:
+            if parent.requires_grad:
+                out.requires_grad = True
+                out._parents = parents
+                out._backward = backward
+                break
     return out
 
 
@@ -170,8 +172,10 @@ def backward(root: Tensor, grad=None, retain_graph: bool = False) -> None:
                            "(was it made under no_grad(), detached, or from tensors that do not require grad?)")
     seed = _seed_gradient(root, grad)
     grads = {id(root): seed}
+    owned = set()  # keys whose gradient buffer the engine allocated itself: safe to add into in place
+    pop, get = grads.pop, grads.get
     for node in topological_order(root):
-        g = grads.pop(id(node), None)
+        g = pop(id(node), None)
         if g is None:  # every consumer returned None for this input
             continue
         if node._hooks:
@@ -186,21 +190,53 @@ def backward(root: Tensor, grad=None, retain_graph: bool = False) -> None:
                 "pass retain_graph=True to the first backward() to go through the graph twice")
         if node._retain:
             _accumulate(node, g)
-        parent_grads = fn(g)
-        for parent, pg in zip(node._parents, parent_grads):
+        for parent, pg in zip(node._parents, fn(g)):
             if pg is None or not parent.requires_grad:
                 continue
+            key = id(parent)
+            previous = get(key)
             pdata = parent.data
+            if pg.__class__ is IndexedGrad:  # a slice's gradient: add into one buffer, no zeros per slice
+                if key not in owned:
+                    buffer = array_module(pdata).zeros(pdata.shape, dtype=pdata.dtype)
+                    if previous is not None:
+                        buffer += previous
+                    grads[key] = previous = buffer
+                    owned.add(key)
+                pg.add_into(previous)
+                continue
             if pg.shape != pdata.shape:
                 pg = unbroadcast(pg, pdata.shape)
             if pg.dtype != pdata.dtype:
                 pg = pg.astype(pdata.dtype)
-            key = id(parent)
-            previous = grads.get(key)
-            grads[key] = pg if previous is None else previous + pg
+            if previous is None:
+                grads[key] = pg  # may alias another gradient: never written in place
+            elif key in owned:
+                previous += pg
+            else:
+                grads[key] = previous + pg
+                owned.add(key)
         if not retain_graph:
             node._backward = _graph_freed
             node._parents = ()
+
+
+class IndexedGrad:
+    """The gradient of an indexing op: `values` at `index` of an array that is zero elsewhere.
+
+    The engine adds it into one buffer per input (in place, repeated integer indices
+    accumulating), so taking T slices of a sequence costs O(T) in backward, not T full arrays.
+    """
+    __slots__ = ("index", "values", "basic")
+
+    def __init__(self, index, values, basic: bool):
+        self.index, self.values, self.basic = index, values, basic
+
+    def add_into(self, buffer) -> None:
+        if self.basic:
+            buffer[self.index] += self.values
+        else:
+            scatter_add(buffer, self.index, self.values)
 
 
 def _seed_gradient(root: Tensor, grad):

@@ -14,7 +14,7 @@ import math
 import numpy as np
 
 from . import backend
-from .autograd import make
+from .autograd import IndexedGrad, make
 from .tensor import Tensor
 
 __all__ = ["add", "sub", "mul", "div", "pow", "neg", "matmul", "exp", "log", "tanh", "sigmoid",
@@ -39,6 +39,8 @@ def _operands(a, b, op: str):
 
 def _operand(x, like: Tensor, op: str) -> Tensor:
     data = like.data
+    if x.__class__ is float and data.dtype.kind == "f":  # the common case, first
+        return Tensor._wrap(backend.array_module(data).asarray(x, dtype=data.dtype))
     if isinstance(x, Tensor):
         other = x.data
         if other.__class__ is not data.__class__ or (data.__class__ is not np.ndarray
@@ -383,24 +385,15 @@ def broadcast_to(a: Tensor, shape) -> Tensor:
 
 def getitem(a: Tensor, index) -> Tensor:
     """y = a[index] (slices, integers, integer arrays, boolean masks);
-    dL/da = zeros with g scatter-added at index (repeated indices accumulate)"""
+    dL/da = g at index, zero elsewhere (repeated indices accumulate)"""
     index = _plain_index(index)
     ad = a.data
     try:
         out = ad[index]
     except IndexError as error:
         raise IndexError(f"getitem: {error} (tensor of shape {ad.shape})") from None
-    xp = _xp(a)
     basic = _is_basic(index)
-
-    def backward(g):
-        grad = xp.zeros(ad.shape, dtype=g.dtype)
-        if basic:
-            grad[index] = g
-        else:
-            backend.scatter_add(grad, index, g)
-        return (grad,)
-    return make(xp.asarray(out), (a,), backward, "getitem")
+    return make(_xp(a).asarray(out), (a,), lambda g: (IndexedGrad(index, g, basic),), "getitem")
 
 
 def _plain_index(index):
@@ -465,16 +458,9 @@ def _same_device(tensors, op: str) -> list:
 
 
 def _slice(a: Tensor, start: int, stop: int, axis: int) -> Tensor:
-    """y = a[start:stop] along axis;  dL/da = zeros with g written into that slice"""
+    """y = a[start:stop] along axis;  dL/da = g in that slice, zero elsewhere"""
     index = (slice(None),) * axis + (slice(start, stop),)
-    ad = a.data
-    xp = _xp(a)
-
-    def backward(g):
-        grad = xp.zeros(ad.shape, dtype=g.dtype)
-        grad[index] = g
-        return (grad,)
-    return make(ad[index], (a,), backward, "slice")
+    return make(a.data[index], (a,), lambda g: (IndexedGrad(index, g, True),), "slice")
 
 
 def split(a: Tensor, split_size_or_sections, axis: int = 0) -> tuple:
