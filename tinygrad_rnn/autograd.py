@@ -104,6 +104,7 @@ def make(data, parents: tuple, backward, op: str) -> Tensor:
     out._op = op
     out._step = _step
     out._scope = _scope
+    out.name = None
     out.requires_grad = False
     out._parents = ()
     out._backward = None

@@ -69,7 +69,8 @@ def _check_input(scalar, inputs, i, eps, atol, rtol, max_entries, directions, rn
     original = x.data.copy()
 
     def value_at(perturbation):
-        x.data = original + backend.to_device(perturbation, x.device)
+        # asarray: 0-d array + 0-d array gives a NumPy scalar, and a Tensor must hold an array
+        x.data = backend.array_module(original).asarray(original + backend.to_device(perturbation, x.device))
         with no_grad():
             return float(scalar(*inputs).item())
 

@@ -2,7 +2,8 @@
 
 A Tensor made by an op while gradients are recorded is a node of the graph (see autograd.py):
 ``_parents`` are its inputs, ``_backward`` the closure that maps its gradient to theirs,
-``_op``/``_step``/``_scope`` say what made it, at which time step, inside which module.
+``_op``/``_step``/``_scope`` say what made it, at which time step, inside which module, and
+``name`` is an optional label ("h", "c", "f" for a forget gate) that drawings and the tracer read.
 The operators below are explicit one-line methods that call the ops in ops.py.
 """
 from __future__ import annotations
@@ -16,7 +17,7 @@ __all__ = ["Tensor"]
 
 class Tensor:
     __slots__ = ("data", "grad", "requires_grad", "_parents", "_backward", "_op", "_step", "_scope",
-                 "_hooks", "_retain", "__weakref__")
+                 "name", "_hooks", "_retain", "__weakref__")
     __array_priority__ = 1000  # make `ndarray + Tensor` call Tensor.__radd__
     __hash__ = object.__hash__  # == is elementwise, so hashing stays by identity
 
@@ -30,6 +31,7 @@ class Tensor:
         self._op = "leaf"
         self._step = _autograd.current_step()
         self._scope = _autograd.current_scope()
+        self.name = None
         self._hooks = None
         self._retain = False
         self.requires_grad = False
@@ -48,6 +50,7 @@ class Tensor:
         out._op = "leaf"
         out._step = None
         out._scope = ""
+        out.name = None
         out._hooks = None
         out._retain = False
         return out
@@ -226,7 +229,8 @@ class Tensor:
     # ------------------------------------------------------------ shape
     def reshape(self, *shape): return _ops.reshape(self, shape[0] if len(shape) == 1 else shape)
     def transpose(self, dim0=-2, dim1=-1): return _ops.transpose(self, dim0, dim1)
-    def permute(self, *dims): return _ops.permute(self, dims[0] if len(dims) == 1 else dims)
+    def permute(self, *dims):  # permute(1, 0), permute((1, 0)), and permute(0) on a 1-D tensor
+        return _ops.permute(self, dims[0] if len(dims) == 1 and not isinstance(dims[0], (int, np.integer)) else dims)
     @property
     def T(self): return _ops.permute(self, tuple(range(self.ndim - 1, -1, -1)))
     def split(self, split_size_or_sections, axis=0): return _ops.split(self, split_size_or_sections, axis)

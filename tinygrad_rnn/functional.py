@@ -1,0 +1,140 @@
+"""Composites of ops: softmax, losses, dropout, embedding (PyTorch's torch.nn.functional names).
+
+Losses take `reduction` = "mean" | "sum" | "none" as in PyTorch. For padded batches of
+sequences, `mask` (1 where a position counts, 0 where it is padding; any shape that broadcasts
+to the per-position losses) weights each position, and "mean" then averages over the positions
+that count.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from . import backend, ops
+from .tensor import Tensor
+
+__all__ = ["softmax", "log_softmax", "cross_entropy", "nll_loss", "mse_loss", "dropout", "embedding",
+           "lengths_to_mask"]
+
+
+def log_softmax(x: Tensor, axis: int = -1) -> Tensor:
+    """log(softmax(x)) along axis, computed as x - max - log(sum(exp(x - max)))."""
+    return ops.log_softmax(x, axis)
+
+
+def softmax(x: Tensor, axis: int = -1) -> Tensor:
+    """exp(x_i) / sum_j exp(x_j) along axis, as exp(log_softmax(x)) (never overflows)."""
+    return ops.exp(ops.log_softmax(x, axis))
+
+
+def nll_loss(log_probs: Tensor, target, ignore_index: int = -100, reduction: str = "mean",
+             mask=None) -> Tensor:
+    """Negative log-likelihood: loss_n = -log_probs[n, target_n].
+
+    log_probs: (N, C) or (N, C, d1, ...) (class axis 1, as PyTorch) or (C,);
+    target: integer class indices of shape (N,) / (N, d1, ...) / (); positions whose target
+    equals ignore_index count neither in the sum nor in the mean.
+    """
+    target = _indices(target, log_probs)
+    flat, targets = _classes_last(log_probs, target, "nll_loss")
+    xp = backend.array_module(flat.data)
+    keep = targets != ignore_index
+    picked = flat[xp.arange(flat.shape[0]), xp.where(keep, targets, 0)]  # log-probability of each target
+    weights = keep.astype(flat.dtype)
+    if mask is not None:
+        weights = weights * backend.to_device(_mask_array(mask, target.shape).reshape(-1), flat.device).astype(flat.dtype)
+    return _reduce(-picked * weights, weights, reduction, target.shape)
+
+
+def cross_entropy(logits: Tensor, target, ignore_index: int = -100, reduction: str = "mean",
+                  mask=None) -> Tensor:
+    """Softmax cross-entropy from unnormalised logits: nll_loss(log_softmax(logits, class axis)).
+
+    logits: (N, C), (N, C, d1, ...) or (C,); target: class indices (N,), (N, d1, ...) or ().
+    """
+    class_axis = 0 if logits.ndim == 1 else 1
+    return nll_loss(ops.log_softmax(logits, class_axis), target, ignore_index, reduction, mask)
+
+
+def mse_loss(input: Tensor, target, reduction: str = "mean", mask=None) -> Tensor:
+    """Mean squared error: loss_i = (input_i - target_i)^2."""
+    if isinstance(target, Tensor) and target.shape != input.shape:
+        raise ValueError(f"mse_loss: input has shape {input.shape} but target has shape {target.shape}; "
+                         "they must match")
+    losses = (input - target) ** 2
+    if mask is None:
+        return _reduce(losses, None, reduction, losses.shape)
+    weights = backend.to_device(_mask_array(mask, losses.shape), input.device).astype(input.dtype)
+    return _reduce(losses * weights, weights, reduction, losses.shape)
+
+
+def lengths_to_mask(lengths, max_len: int, batch_first: bool = False) -> np.ndarray:
+    """A (T, B) float mask (or (B, T) with batch_first) with 1 for t < lengths[b], else 0."""
+    lengths = np.asarray(lengths.numpy() if isinstance(lengths, Tensor) else lengths)
+    mask = (np.arange(max_len)[:, None] < lengths[None, :]).astype(np.float64)
+    return mask.T if batch_first else mask
+
+
+def dropout(x: Tensor, p: float = 0.5, training: bool = True) -> Tensor:
+    """Zero each entry with probability p and scale the rest by 1 / (1 - p) (inverted dropout);
+    the identity when not training or p = 0."""
+    if not 0.0 <= p < 1.0:
+        raise ValueError(f"dropout: p must be in [0, 1), got {p}")
+    if not training or p == 0.0:
+        return x
+    keep = backend.random_state(x.device).random(x.shape) >= p
+    return x * (keep.astype(x.dtype) / (1.0 - p))
+
+
+def embedding(indices, weight: Tensor) -> Tensor:
+    """Rows of weight (num, dim) picked by integer indices of any shape -> (*indices.shape, dim);
+    the backward scatter-adds into the picked rows (repeated indices accumulate)."""
+    idx = _indices(indices, weight)
+    if idx.size and (int(idx.min()) < 0 or int(idx.max()) >= weight.shape[0]):
+        raise IndexError(f"embedding: indices must lie in [0, {weight.shape[0]}), got values from "
+                         f"{int(idx.min())} to {int(idx.max())}")
+    return weight[idx]
+
+
+def _indices(indices, like: Tensor):
+    data = indices.data if isinstance(indices, Tensor) else indices
+    data = backend.to_device(np.asarray(data) if not isinstance(data, backend.ARRAY_TYPES) else data, like.device)
+    if data.dtype.kind not in "iu":
+        raise TypeError(f"expected integer class/row indices, got dtype {data.dtype}; convert with .astype(np.int64)")
+    return data
+
+
+def _classes_last(log_probs: Tensor, target, op: str):
+    """(N*, C) rows of log-probabilities and the flat targets (N*,) they are scored against."""
+    if log_probs.ndim == 1:
+        if target.ndim != 0:
+            raise ValueError(f"{op}: input of shape {log_probs.shape} (one sample) needs a 0-d target, "
+                             f"got shape {tuple(target.shape)}")
+        return log_probs.reshape(1, -1), target.reshape(1)
+    expected = (log_probs.shape[0],) + log_probs.shape[2:]
+    if tuple(target.shape) != expected:
+        raise ValueError(f"{op}: input of shape {log_probs.shape} (N, C, ...) needs a target of shape "
+                         f"{expected}, got {tuple(target.shape)}")
+    moved = log_probs if log_probs.ndim == 2 else ops.permute(
+        log_probs, (0,) + tuple(range(2, log_probs.ndim)) + (1,))
+    return moved.reshape(-1, log_probs.shape[1]), target.reshape(-1)
+
+
+def _mask_array(mask, shape) -> np.ndarray:
+    array = mask.numpy() if isinstance(mask, Tensor) else backend.to_numpy(mask) \
+        if isinstance(mask, backend.ARRAY_TYPES) else np.asarray(mask)
+    try:
+        return np.broadcast_to(array.astype(np.float64), shape)
+    except ValueError:
+        raise ValueError(f"mask of shape {array.shape} does not broadcast to the losses' shape {tuple(shape)}") from None
+
+
+def _reduce(losses: Tensor, weights, reduction: str, shape) -> Tensor:
+    if reduction == "none":
+        return losses.reshape(shape)
+    if reduction == "sum":
+        return losses.sum()
+    if reduction == "mean":
+        if weights is None:
+            return losses.mean()
+        return losses.sum() / max(float(weights.sum()), 1e-12)
+    raise ValueError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
