@@ -1,0 +1,57 @@
+"""Gradient clipping (Pascanu, Mikolov and Bengio, 2013, Algorithm 1; PyTorch's torch.nn.utils)."""
+from __future__ import annotations
+
+import math
+
+from .. import backend
+
+__all__ = ["clip_grad_norm_", "clip_grad_value_", "grad_norm"]
+
+
+def _with_grads(params) -> list:
+    params = [params] if hasattr(params, "grad") else list(params)
+    return [p for p in params if p.grad is not None]
+
+
+def grad_norm(params, norm_type: float = 2.0) -> float:
+    """The norm of all gradients taken together as one vector (inf: the largest |entry|)."""
+    grads = [p.grad.data for p in _with_grads(params)]
+    if not grads:
+        return 0.0
+    xp = backend.array_module(grads[0])
+    if norm_type == math.inf:
+        return max(float(xp.abs(g).max()) for g in grads)
+    total = sum(float((xp.abs(g.astype(xp.float64)) ** norm_type).sum()) for g in grads)
+    return total ** (1.0 / norm_type)
+
+
+def clip_grad_norm_(params, max_norm: float, norm_type: float = 2.0, error_if_nonfinite: bool = False) -> float:
+    """Rescale all gradients together so that their total norm is at most max_norm:
+
+        n = ||(g_1, ..., g_k)||;   if n > max_norm: g_i <- g_i * max_norm / (n + 1e-6)
+
+    Returns n, the total norm before clipping (as PyTorch). With error_if_nonfinite, a NaN or
+    infinite norm raises instead of being propagated into the parameters.
+    """
+    if max_norm <= 0:
+        raise ValueError(f"clip_grad_norm_: max_norm must be positive, got {max_norm}")
+    params = _with_grads(params)
+    total = grad_norm(params, norm_type)
+    if not math.isfinite(total):
+        if error_if_nonfinite:
+            raise RuntimeError(f"clip_grad_norm_: the total gradient norm is {total} (order {norm_type}); "
+                               "lower the learning rate, clip earlier, or pass error_if_nonfinite=False")
+    coefficient = max_norm / (total + 1e-6)
+    if coefficient < 1.0:
+        for p in params:
+            p.grad.data *= coefficient
+    return total
+
+
+def clip_grad_value_(params, clip_value: float) -> None:
+    """Clamp every gradient entry into [-clip_value, clip_value], in place."""
+    if clip_value < 0:
+        raise ValueError(f"clip_grad_value_: clip_value must be non-negative, got {clip_value}")
+    for p in _with_grads(params):
+        xp = backend.array_module(p.grad.data)
+        xp.clip(p.grad.data, -clip_value, clip_value, out=p.grad.data)
