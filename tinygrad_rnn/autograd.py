@@ -22,7 +22,7 @@ from .backend import ARRAY_TYPES, array_module, scatter_add
 from .tensor import Tensor
 
 __all__ = ["no_grad", "enable_grad", "is_grad_enabled", "time_step", "scope", "current_step",
-           "current_scope", "make", "backward", "IndexedGrad", "topological_order", "unbroadcast", "RemovableHandle"]
+           "current_scope", "make", "backward", "node_grads", "GradientRecord", "IndexedGrad", "topological_order", "unbroadcast", "RemovableHandle"]
 
 _grad_enabled = True
 _step = None  # the time step stamped on new nodes (set by time_step(t))
@@ -168,10 +168,42 @@ def backward(root: Tensor, grad=None, retain_graph: bool = False) -> None:
     Non-leaf gradients are dropped unless the node called retain_grad(). Unless retain_graph,
     each node's closure and inputs are released as soon as its gradient has been passed on.
     """
-    if not root.requires_grad:
-        raise RuntimeError("backward: this tensor does not require grad and has no graph "
-                           "(was it made under no_grad(), detached, or from tensors that do not require grad?)")
-    seed = _seed_gradient(root, grad)
+    _sweep(root, _seed_gradient(root, grad, "backward"), retain_graph, None)
+
+
+def node_grads(root: Tensor, grad=None) -> "GradientRecord":
+    """d(root)/dv for every node v that reaches root, leaves included, observed without side
+    effects: no .grad is written, no hook runs and the graph is kept (read by viz and trace)."""
+    record = GradientRecord()
+    _sweep(root, _seed_gradient(root, grad, "node_grads"), True, record)
+    return record
+
+
+class GradientRecord:
+    """What node_grads observed: `grads` maps id(node) to its gradient array, and
+    `contributions` maps id(leaf) to [(consumer node, that consumer's gradient term)], so a
+    shared weight's gradient can be split into the terms of the steps that used it."""
+
+    def __init__(self):
+        self.grads, self.contributions = {}, {}
+
+    def grad(self, tensor: Tensor):
+        """The gradient array of `tensor`, or None when it does not reach the root."""
+        return self.grads.get(id(tensor))
+
+    def _contribute(self, leaf: Tensor, consumer: Tensor, pg) -> None:
+        data = leaf.data
+        if pg.__class__ is IndexedGrad:
+            dense = array_module(data).zeros(data.shape, dtype=data.dtype)
+            pg.add_into(dense)
+            pg = dense
+        elif pg.shape != data.shape:
+            pg = unbroadcast(pg, data.shape)
+        self.contributions.setdefault(id(leaf), []).append((consumer, pg))
+
+
+def _sweep(root: Tensor, seed, retain_graph: bool, record) -> None:
+    """The reverse sweep shared by backward (record None) and node_grads (record given)."""
     grads = {id(root): seed}
     owned = set()  # keys whose gradient buffer the engine allocated itself: safe to add into in place
     pop, get = grads.pop, grads.get
@@ -179,21 +211,28 @@ def backward(root: Tensor, grad=None, retain_graph: bool = False) -> None:
         g = pop(id(node), None)
         if g is None:  # every consumer returned None for this input
             continue
-        if node._hooks:
+        if g.__class__ not in ARRAY_TYPES:  # NumPy's 0-d arithmetic returns scalars: hooks and .grad need arrays
+            g = array_module(g).asarray(g)
+        if record is not None:
+            record.grads[id(node)] = g
+        elif node._hooks:
             g = _run_hooks(node, g)
         fn = node._backward
         if fn is None:  # a leaf: accumulate into .grad, which owns its memory
-            _accumulate(node, g)
+            if record is None:
+                _accumulate(node, g)
             continue
         if fn is _graph_freed:
             raise RuntimeError(
                 f"backward: the graph through '{node._op}' was already freed by an earlier backward(); "
                 "pass retain_graph=True to the first backward() to go through the graph twice")
-        if node._retain:
+        if node._retain and record is None:
             _accumulate(node, g)
         for parent, pg in zip(node._parents, fn(g)):
             if pg is None or not parent.requires_grad:
                 continue
+            if record is not None and parent._backward is None:
+                record._contribute(parent, node, pg)
             key = id(parent)
             previous = get(key)
             pdata = parent.data
@@ -215,7 +254,10 @@ def backward(root: Tensor, grad=None, retain_graph: bool = False) -> None:
             elif key in owned:
                 previous += pg
             else:
-                grads[key] = previous + pg
+                previous = previous + pg
+                if previous.__class__ not in ARRAY_TYPES:  # a 0-d NumPy sum is a scalar, not writable in place
+                    previous = array_module(pdata).asarray(previous)
+                grads[key] = previous
                 owned.add(key)
         if not retain_graph:
             node._backward = _graph_freed
@@ -240,21 +282,24 @@ class IndexedGrad:
             scatter_add(buffer, self.index, self.values)
 
 
-def _seed_gradient(root: Tensor, grad):
+def _seed_gradient(root: Tensor, grad, caller: str):
+    if not root.requires_grad:
+        raise RuntimeError(f"{caller}: this tensor does not require grad and has no graph "
+                           "(was it made under no_grad(), detached, or from tensors that do not require grad?)")
     xp = array_module(root.data)
     if grad is None:
         if root.data.size != 1:
             raise RuntimeError(
-                f"backward: grad can be implied only for a scalar output, but this tensor has shape "
+                f"{caller}: grad can be implied only for a scalar output, but this tensor has shape "
                 f"{tuple(root.shape)}; reduce it first (loss.sum() or loss.mean()) or pass backward(grad=...) "
                 "of the same shape")
         return xp.ones_like(root.data)
     g = grad.data if isinstance(grad, Tensor) else xp.asarray(grad, dtype=root.data.dtype)
     if g.shape != root.data.shape:
-        raise RuntimeError(f"backward: grad has shape {tuple(g.shape)} but the tensor has shape "
+        raise RuntimeError(f"{caller}: grad has shape {tuple(g.shape)} but the tensor has shape "
                            f"{tuple(root.data.shape)}; they must match")
     if array_module(g) is not xp:
-        raise RuntimeError("backward: grad is on a different device than the tensor; move it with .to()")
+        raise RuntimeError(f"{caller}: grad is on a different device than the tensor; move it with .to()")
     return g
 
 
