@@ -141,8 +141,11 @@ class Tensor:
         return self.to(f"cuda:{index}")
 
     def detach(self) -> "Tensor":
-        """The same values (shared memory) as a new leaf with no graph: gradients stop here."""
-        return Tensor._wrap(self.data)
+        """The same values (shared memory) as a new leaf with no graph: gradients stop here.
+        Its op is "detach", so drawings can show where a graph was cut (truncated BPTT)."""
+        out = Tensor._wrap(self.data)
+        out._op = "detach"
+        return out
 
     def astype(self, dtype) -> "Tensor":
         return _ops.astype(self, dtype)
