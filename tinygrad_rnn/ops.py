@@ -29,8 +29,8 @@ _SCALARS = (int, float, bool, np.number, np.bool_)
 def _operands(a, b, op: str):
     """Both operands as Tensors on one device; scalars and arrays become constant leaves.
 
-    A Python scalar takes the tensor's dtype (scalars never change a tensor's dtype), except
-    that a float scalar with an integer tensor gives the default floating dtype.
+    A Python scalar takes the tensor's dtype, so scalars never change a floating tensor's dtype;
+    a float scalar with an integer tensor follows NumPy's promotion (float64).
     """
     if isinstance(a, Tensor):
         return a, _operand(b, a, op)
@@ -50,7 +50,7 @@ def _operand(x, like: Tensor, op: str) -> Tensor:
         return x
     if isinstance(x, _SCALARS):
         kind = data.dtype.kind
-        dtype = data.dtype if kind in "fc" or not isinstance(x, (float, np.floating)) else backend.default_dtype()
+        dtype = data.dtype if kind in "fc" or not isinstance(x, (float, np.floating)) else None
         return Tensor._wrap(backend.array_module(data).asarray(x, dtype=dtype))
     if isinstance(x, backend.ARRAY_TYPES):
         if backend.array_device(x) != like.device:
@@ -328,7 +328,7 @@ def max(a: Tensor, axis=None, keepdims: bool = False) -> Tensor:
     top = ad.max(axis=axes, keepdims=True)
 
     def backward(g):
-        hit = ad == top
+        hit = (ad == top).astype(ad.dtype)
         share = hit / hit.sum(axis=axes, keepdims=True)
         return ((g if keepdims else g.reshape(top.shape)) * share,)
     return make(xp.asarray(top if keepdims else top.reshape(_reduced_shape(ad.shape, axes))), (a,), backward, "max")
