@@ -17,9 +17,10 @@ and nowhere else; their context managers restore the previous value in ``finally
 from __future__ import annotations
 
 import contextlib
+from heapq import heappop, heappush
 
 from .backend import ARRAY_TYPES, array_module, scatter_add
-from .tensor import Tensor
+from .tensor import Tensor, next_creation_index
 
 __all__ = ["no_grad", "enable_grad", "is_grad_enabled", "time_step", "scope", "current_step",
            "current_scope", "make", "backward", "node_grads", "GradientRecord", "IndexedGrad", "topological_order", "unbroadcast", "RemovableHandle"]
@@ -101,6 +102,7 @@ def make(data, parents: tuple, backward, op: str) -> Tensor:
     out.grad = None
     out._hooks = None
     out._retain = False
+    out._index = next_creation_index()
     out._op = op
     out._step = _step
     out._scope = _scope
@@ -203,14 +205,19 @@ class GradientRecord:
 
 
 def _sweep(root: Tensor, seed, retain_graph: bool, record) -> None:
-    """The reverse sweep shared by backward (record None) and node_grads (record given)."""
-    grads = {id(root): seed}
-    owned = set()  # keys whose gradient buffer the engine allocated itself: safe to add into in place
+    """The reverse sweep shared by backward (record None) and node_grads (record given).
+
+    Nodes are visited in decreasing creation index, taken from a heap of the nodes that have
+    received a gradient: every consumer of a node was made after it, so by the time a node is
+    popped all its gradient contributions have arrived. No separate topological sort is needed.
+    """
+    grads = {root: seed}
+    owned = set()  # nodes whose gradient buffer the engine allocated itself: safe to add into in place
+    pending = [(-root._index, root)]
     pop, get = grads.pop, grads.get
-    for node in topological_order(root):
-        g = pop(id(node), None)
-        if g is None:  # every consumer returned None for this input
-            continue
+    while pending:
+        node = heappop(pending)[1]
+        g = pop(node)
         if g.__class__ not in ARRAY_TYPES:  # NumPy's 0-d arithmetic returns scalars: hooks and .grad need arrays
             g = array_module(g).asarray(g)
         if record is not None:
@@ -233,32 +240,33 @@ def _sweep(root: Tensor, seed, retain_graph: bool, record) -> None:
                 continue
             if record is not None and parent._backward is None:
                 record._contribute(parent, node, pg)
-            key = id(parent)
-            previous = get(key)
+            previous = get(parent)
+            if previous is None:
+                heappush(pending, (-parent._index, parent))
             pdata = parent.data
             if pg.__class__ is IndexedGrad:  # a slice's gradient: add into one buffer, no zeros per slice
-                if key not in owned:
+                if parent not in owned:
                     buffer = array_module(pdata).zeros(pdata.shape, dtype=pdata.dtype)
                     if previous is not None:
                         buffer += previous
-                    grads[key] = previous = buffer
-                    owned.add(key)
+                    grads[parent] = previous = buffer
+                    owned.add(parent)
                 pg.add_into(previous)
                 continue
             if pg.shape != pdata.shape:
                 pg = unbroadcast(pg, pdata.shape)
-            if pg.dtype != pdata.dtype:
+            if pg.dtype is not pdata.dtype and pg.dtype != pdata.dtype:
                 pg = pg.astype(pdata.dtype)
             if previous is None:
-                grads[key] = pg  # may alias another gradient: never written in place
-            elif key in owned:
+                grads[parent] = pg  # may alias another gradient: never written in place
+            elif parent in owned:
                 previous += pg
             else:
                 previous = previous + pg
                 if previous.__class__ not in ARRAY_TYPES:  # a 0-d NumPy sum is a scalar, not writable in place
                     previous = array_module(pdata).asarray(previous)
-                grads[key] = previous
-                owned.add(key)
+                grads[parent] = previous
+                owned.add(parent)
         if not retain_graph:
             node._backward = _graph_freed
             node._parents = ()

@@ -92,11 +92,7 @@ def _add_backward(g):
 def sub(a, b) -> Tensor:
     """z = a - b;  dL/da = g, dL/db = -g"""
     a, b = _operands(a, b, "sub")
-    return make(a.data - b.data, (a, b), _sub_backward, "sub")
-
-
-def _sub_backward(g):
-    return g, -g
+    return make(a.data - b.data, (a, b), lambda g: (g, -g if b.requires_grad else None), "sub")
 
 
 def mul(a, b) -> Tensor:

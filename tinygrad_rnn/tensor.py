@@ -4,9 +4,13 @@ A Tensor made by an op while gradients are recorded is a node of the graph (see 
 ``_parents`` are its inputs, ``_backward`` the closure that maps its gradient to theirs,
 ``_op``/``_step``/``_scope`` say what made it, at which time step, inside which module, and
 ``name`` is an optional label ("h", "c", "f" for a forget gate) that drawings and the tracer read.
+``_index`` numbers tensors in the order they were made, so an op's output always has a larger
+index than its inputs: the engine sweeps a graph in decreasing index without sorting it.
 The operators below are explicit one-line methods that call the ops in ops.py.
 """
 from __future__ import annotations
+
+import itertools
 
 import numpy as np
 
@@ -14,10 +18,12 @@ from . import backend
 
 __all__ = ["Tensor"]
 
+next_creation_index = itertools.count().__next__  # every tensor is numbered as it is made
+
 
 class Tensor:
     __slots__ = ("data", "grad", "requires_grad", "_parents", "_backward", "_op", "_step", "_scope",
-                 "name", "_hooks", "_retain", "__weakref__")
+                 "name", "_hooks", "_retain", "_index", "__weakref__")
     __array_priority__ = 1000  # make `ndarray + Tensor` call Tensor.__radd__
     __hash__ = object.__hash__  # == is elementwise, so hashing stays by identity
 
@@ -34,6 +40,7 @@ class Tensor:
         self.name = None
         self._hooks = None
         self._retain = False
+        self._index = next_creation_index()
         self.requires_grad = False
         if requires_grad:
             self.requires_grad_(True)
@@ -53,6 +60,7 @@ class Tensor:
         out.name = None
         out._hooks = None
         out._retain = False
+        out._index = next_creation_index()
         return out
 
     # ------------------------------------------------------------ attributes
