@@ -52,6 +52,8 @@ def train_bptt(model, inputs, targets, loss_fn, optimizer, k: int = None, state=
     """
     from .nn.utils import clip_grad_norm_
 
+    if not isinstance(inputs, Tensor):  # an array: the model's layers take Tensors
+        inputs = Tensor(inputs)
     length = inputs.shape[time_axis]
     result = BPTTResult(state=state)
     for start, stop in windows(length, k or length):

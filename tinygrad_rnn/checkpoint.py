@@ -57,16 +57,19 @@ def load(path) -> dict:
     """Read a checkpoint written by save(): the same nested dicts, arrays as NumPy arrays."""
     path = os.fspath(path)
     try:
-        with np.load(path, allow_pickle=False) as data:
-            if _MANIFEST not in data.files:
-                raise ValueError(f"load: {path} is an .npz file but not a tinygrad_rnn checkpoint (no manifest); "
-                                 "read it with np.load instead")
-            manifest = json.loads(str(data[_MANIFEST]))
+        data = np.load(path, allow_pickle=False)  # random bytes raise ValueError ("pickled data")
+        if not isinstance(data, np.lib.npyio.NpzFile):  # a lone .npy array
+            raise ValueError("it holds a single NumPy array, not an .npz archive")
+        with data:
+            manifest = json.loads(str(data[_MANIFEST])) if _MANIFEST in data.files else None
             arrays = {key: data[key] for key in data.files if key != _MANIFEST}
     except FileNotFoundError:
         raise
-    except (zipfile.BadZipFile, EOFError, OSError, KeyError, json.JSONDecodeError) as error:
+    except (zipfile.BadZipFile, EOFError, OSError, KeyError, ValueError) as error:  # JSONDecodeError is a ValueError
         raise ValueError(f"load: {path} is not a readable checkpoint (corrupt or truncated?): {error}") from None
+    if manifest is None:
+        raise ValueError(f"load: {path} is an .npz file but not a tinygrad_rnn checkpoint (no manifest); "
+                         "read it with np.load instead")
     if manifest.get("format") != FORMAT or manifest.get("version", 0) > VERSION:
         raise ValueError(f"load: {path} has format {manifest.get('format')!r} version {manifest.get('version')}; "
                          f"this tinygrad_rnn reads {FORMAT!r} up to version {VERSION}")
@@ -77,8 +80,9 @@ def _flatten(node: dict, prefix: str, arrays: dict, kinds: dict, empty: list) ->
     if not node and prefix:
         empty.append(prefix[:-1])
     for key, value in node.items():
-        if not isinstance(key, str) or "/" in key or not key:
-            raise ValueError(f"save: keys must be non-empty strings without '/', got {key!r} under {prefix or 'the top'!r}")
+        if not isinstance(key, str) or "/" in key or not key or key == _MANIFEST:
+            raise ValueError(f"save: keys must be non-empty strings without '/' (and not {_MANIFEST!r}), "
+                             f"got {key!r} under {prefix or 'the top'!r}")
         name = prefix + key
         if isinstance(value, dict):
             _flatten(value, name + "/", arrays, kinds, empty)

@@ -12,6 +12,7 @@ import numpy as np
 
 from . import backend
 from .nn.module import Parameter
+from .tensor import Tensor
 
 __all__ = ["Optimizer", "SGD", "Adagrad", "RMSprop", "Adam", "AdamW"]
 
@@ -20,6 +21,9 @@ class Optimizer:
     """Base class: holds the parameters, the hyper-parameters and the per-parameter state."""
 
     def __init__(self, params, **defaults):
+        if isinstance(params, Tensor):  # iterating it would give row slices that never get a gradient
+            raise TypeError(f"{type(self).__name__}: params must be an iterable of Parameters (e.g. "
+                            "model.parameters() or [p]), got a single tensor")
         self.params = list(params)
         if not self.params:
             raise ValueError(f"{type(self).__name__}: got an empty parameter list")

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from .. import backend
 
 __all__ = ["clip_grad_norm_", "clip_grad_value_", "grad_norm"]
@@ -20,7 +22,7 @@ def grad_norm(params, norm_type: float = 2.0) -> float:
         return 0.0
     xp = backend.array_module(grads[0])
     if norm_type == math.inf:
-        return max(float(xp.abs(g).max()) for g in grads)
+        return float(np.max([float(xp.abs(g).max()) for g in grads]))  # np.max keeps a NaN; max() may drop it
     total = sum(float((xp.abs(g.astype(xp.float64)) ** norm_type).sum()) for g in grads)
     return total ** (1.0 / norm_type)
 
@@ -30,8 +32,9 @@ def clip_grad_norm_(params, max_norm: float, norm_type: float = 2.0, error_if_no
 
         n = ||(g_1, ..., g_k)||;   if n > max_norm: g_i <- g_i * max_norm / (n + 1e-6)
 
-    Returns n, the total norm before clipping (as PyTorch). With error_if_nonfinite, a NaN or
-    infinite norm raises instead of being propagated into the parameters.
+    Returns n, the total norm before clipping (as PyTorch). A NaN or infinite norm raises with
+    error_if_nonfinite; otherwise it is returned and the gradients are left as they are (there
+    is no meaningful rescaling of a non-finite vector: skip the step when the norm is not finite).
     """
     if max_norm <= 0:
         raise ValueError(f"clip_grad_norm_: max_norm must be positive, got {max_norm}")
@@ -41,6 +44,7 @@ def clip_grad_norm_(params, max_norm: float, norm_type: float = 2.0, error_if_no
         if error_if_nonfinite:
             raise RuntimeError(f"clip_grad_norm_: the total gradient norm is {total} (order {norm_type}); "
                                "lower the learning rate, clip earlier, or pass error_if_nonfinite=False")
+        return total
     coefficient = max_norm / (total + 1e-6)
     if coefficient < 1.0:
         for p in params:
