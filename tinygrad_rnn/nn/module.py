@@ -35,7 +35,11 @@ class Module:
 
     def __setattr__(self, name: str, value) -> None:
         if isinstance(value, Module):
-            object.__setattr__(value, "_name", name)  # the child's scope is its attribute name
+            _rename(value, name)  # the child's scope is its attribute name
+        elif isinstance(value, (list, tuple)):
+            for i, item in enumerate(value):
+                if isinstance(item, Module):
+                    _rename(item, f"{name}.{i}")
         object.__setattr__(self, name, value)
 
     def forward(self, *args, **kwargs):
@@ -121,22 +125,25 @@ class Module:
     def load_state_dict(self, state: dict, strict: bool = True) -> None:
         """Copy arrays into the parameters (cast to each parameter's dtype and device).
 
-        Raises KeyError listing every missing and unexpected key (when strict) and ValueError
-        listing every shape mismatch, before changing anything.
+        Raises KeyError listing every missing and unexpected key (when strict; the message also
+        lists any shape mismatch) and otherwise ValueError listing every shape mismatch, before
+        changing anything.
         """
         params = dict(self.named_parameters())
         missing = [k for k in params if k not in state]
         unexpected = [k for k in state if k not in params]
+        arrays = {k: _host_array(v) for k, v in state.items() if k in params}
+        mismatched = [f"{k}: expected {params[k].shape}, got {tuple(a.shape)}"
+                      for k, a in arrays.items() if tuple(a.shape) != params[k].shape]
         problems = []
         if strict and missing:
             problems.append(f"missing keys: {missing}")
         if strict and unexpected:
             problems.append(f"unexpected keys: {unexpected}")
         if problems:
+            if mismatched:
+                problems.append("shape mismatch for " + "; ".join(mismatched))
             raise KeyError(f"load_state_dict into {type(self).__name__}: " + "; ".join(problems))
-        arrays = {k: _host_array(v) for k, v in state.items() if k in params}
-        mismatched = [f"{k}: expected {params[k].shape}, got {tuple(a.shape)}"
-                      for k, a in arrays.items() if tuple(a.shape) != params[k].shape]
         if mismatched:
             raise ValueError(f"load_state_dict into {type(self).__name__}: shape mismatch for " + "; ".join(mismatched))
         for k, array in arrays.items():
@@ -163,7 +170,7 @@ class ModuleList(Module):
             self.append(m)
 
     def append(self, module: Module) -> None:
-        object.__setattr__(module, "_name", str(len(self.items)))
+        _rename(module, f"{self._name}.{len(self.items)}")
         self.items.append(module)
 
     def named_children(self):
@@ -178,6 +185,14 @@ class ModuleList(Module):
 
     def __iter__(self):
         return iter(self.items)
+
+
+def _rename(module: Module, name: str) -> None:
+    """Set the scope name of a module (and of a ModuleList's members: "blocks.0", ...)."""
+    object.__setattr__(module, "_name", name)
+    if isinstance(module, ModuleList):
+        for i, member in enumerate(module.items):
+            object.__setattr__(member, "_name", f"{name}.{i}")
 
 
 def _moved(array, device, dtype):

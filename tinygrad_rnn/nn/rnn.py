@@ -10,6 +10,9 @@ between while training. Shapes as PyTorch's, with L layers and D = 2 if bidirect
 
 Parameters are named exactly as PyTorch's (weight_ih_l0, weight_hh_l0, bias_ih_l0, bias_hh_l0,
 then the _reverse ones, then layer 1, ...), so state_dicts move between the two unchanged.
+With learn_init=True the initial states are parameters h0 (and c0), (L*D, H), broadcast over the
+batch when forward gets no hx (a given hx takes precedence); they are the only state_dict keys
+PyTorch's layers lack (drop them before loading into PyTorch).
 Each step runs inside time_step(t) and the scope "l{k}" (plus ".reverse"), so the graph knows
 where every node belongs; the per-step states are the nodes named "h" (and "c").
 """
@@ -79,7 +82,7 @@ class _Recurrent(Module):
         unbatched = self._check_input(x)
         if unbatched:
             x = x.reshape(x.shape[0], 1, x.shape[1])
-            hx = None if hx is None else tuple(s.reshape(s.shape[0], 1, s.shape[1]) for s in self._as_tuple(hx))
+            hx = None if hx is None else self._unbatched_states(hx)
         elif self.batch_first:
             x = x.transpose(0, 1)
         initial = self._initial_states(hx, x)
@@ -149,11 +152,25 @@ class _Recurrent(Module):
     def _as_tuple(self, hx) -> tuple:
         if self.states == 1:
             if not isinstance(hx, Tensor):
-                raise TypeError(f"{type(self).__name__}: hx must be a Tensor h_0 of shape (L*D, B, H)")
+                raise TypeError(f"{type(self).__name__}: hx must be a Tensor h_0 of shape (L*D, B, H), "
+                                f"got {type(hx).__name__}")
             return (hx,)
         if not (isinstance(hx, (tuple, list)) and len(hx) == 2):
-            raise TypeError("LSTM: hx must be a tuple (h_0, c_0), each of shape (L*D, B, H)")
+            got = f"a {type(hx).__name__} of length {len(hx)}" if isinstance(hx, (tuple, list)) else type(hx).__name__
+            raise TypeError(f"LSTM: hx must be a tuple (h_0, c_0), each of shape (L*D, B, H), got {got}")
         return tuple(hx)
+
+    def _unbatched_states(self, hx):
+        """The given states of an unbatched input, each checked against (L*D, H) and reshaped to
+        (L*D, 1, H); returned in the form forward accepts (h_0, or the tuple (h_0, c_0))."""
+        expected = (self.num_layers * self.directions, self.hidden_size)
+        states = self._as_tuple(hx)
+        for label, s in zip(("h_0", "c_0"), states):
+            if s.shape != expected:
+                raise ValueError(f"{type(self).__name__}: {label} must have shape (L*D, H) = {expected} for "
+                                 f"unbatched input, got {s.shape}")
+        states = tuple(s.reshape(expected[0], 1, expected[1]) for s in states)
+        return states[0] if self.states == 1 else states
 
     def _initial_states(self, hx, x: Tensor) -> tuple:
         """The initial states, each (L*D, B, H): given, learned, or zeros."""
