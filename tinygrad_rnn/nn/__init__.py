@@ -9,6 +9,8 @@ from .leaky import LeakyRNN
 from .module import Module, ModuleList, Parameter
 from .reservoir import ESN
 from .rnn import GRU, LSTM, RNN
+from .seq2seq import Attention, Decoder, Encoder, Seq2Seq
 
 __all__ = ["Module", "ModuleList", "Parameter", "Linear", "Embedding", "Dropout", "RNNCell", "LSTMCell",
-           "GRUCell", "RNN", "LSTM", "GRU", "LeakyRNN", "OutputFeedbackRNN", "CharRNN", "ESN", "init", "utils"]
+           "GRUCell", "RNN", "LSTM", "GRU", "LeakyRNN", "OutputFeedbackRNN", "CharRNN", "ESN", "init", "utils",
+           "Attention", "Encoder", "Decoder", "Seq2Seq"]
