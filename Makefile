@@ -26,11 +26,13 @@ graphviz:
 	    exit 1; \
 	  fi; }
 
+# Tests run BLAS on one thread: their small matrices gain nothing from more, and on a shared
+# machine OpenBLAS's spinning workers slow them several times (benchmarks keep the default).
 test: venv graphviz
-	$(PY) -m pytest -q
+	OPENBLAS_NUM_THREADS=1 $(PY) -m pytest -q
 
 test-slow: venv graphviz
-	$(PY) -m pytest -q -m slow
+	OPENBLAS_NUM_THREADS=1 $(PY) -m pytest -q -m slow
 
 demo: venv graphviz
 	$(VENV)/bin/tinygrad-rnn demo --out out/

@@ -154,10 +154,11 @@ class Module:
         return ""
 
     def __repr__(self) -> str:
-        children = [f"  ({name}): " + repr(m).replace("\n", "\n  ") for name, m in self.named_children()]
+        children = [f"({name}): " + repr(m).replace("\n", "\n  ") for name, m in self.named_children()]
+        extra = self.extra_repr()
         if not children:
-            return f"{type(self).__name__}({self.extra_repr()})"
-        return f"{type(self).__name__}(\n" + "\n".join(children) + "\n)"
+            return f"{type(self).__name__}({extra})"
+        return f"{type(self).__name__}(\n  " + "\n  ".join(([extra] if extra else []) + children) + "\n)"
 
 
 class ModuleList(Module):
