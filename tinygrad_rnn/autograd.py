@@ -17,13 +17,13 @@ and nowhere else; their context managers restore the previous value in ``finally
 from __future__ import annotations
 
 import contextlib
-from heapq import heappop, heappush
+from heapq import heapify, heappop, heappush
 
 from .backend import ARRAY_TYPES, array_module, scatter_add
 from .tensor import Tensor, next_creation_index
 
 __all__ = ["no_grad", "enable_grad", "is_grad_enabled", "time_step", "scope", "current_step",
-           "current_scope", "make", "backward", "node_grads", "GradientRecord", "IndexedGrad", "topological_order", "unbroadcast", "RemovableHandle"]
+           "current_scope", "make", "backward", "node_grads", "vjp", "GradientRecord", "IndexedGrad", "topological_order", "unbroadcast", "RemovableHandle"]
 
 _grad_enabled = True
 _step = None  # the time step stamped on new nodes (set by time_step(t))
@@ -170,24 +170,35 @@ def backward(root: Tensor, grad=None, retain_graph: bool = False) -> None:
     Non-leaf gradients are dropped unless the node called retain_grad(). Unless retain_graph,
     each node's closure and inputs are released as soon as its gradient has been passed on.
     """
-    _sweep(root, _seed_gradient(root, grad, "backward"), retain_graph, None)
+    _sweep({root: _seed_gradient(root, grad, "backward")}, retain_graph, None)
 
 
 def node_grads(root: Tensor, grad=None) -> "GradientRecord":
     """d(root)/dv for every node v that reaches root, leaves included, observed without side
     effects: no .grad is written, no hook runs and the graph is kept (read by viz and trace)."""
+    return vjp({root: grad})
+
+
+def vjp(seeds: dict, within=None) -> "GradientRecord":
+    """Vector-Jacobian products observed like node_grads, from several seeds at once:
+    seeds maps tensors to the gradients they start with (None: ones, for one-element tensors).
+    With `within`, a predicate on nodes, the sweep expands only the nodes it accepts; the others
+    are recorded with the gradient that reached them but not swept through, so a region's
+    products with its inputs (one time step's Jacobian, say) come without the rest of the graph.
+    """
     record = GradientRecord()
-    _sweep(root, _seed_gradient(root, grad, "node_grads"), True, record)
+    _sweep({t: _seed_gradient(t, g, "vjp") for t, g in seeds.items()}, True, record, within)
     return record
 
 
 class GradientRecord:
-    """What node_grads observed: `grads` maps id(node) to its gradient array, and
+    """What node_grads / vjp observed: `grads` maps id(node) to its gradient array (`nodes` maps
+    id(node) to the node), and
     `contributions` maps id(leaf) to [(consumer node, that consumer's gradient term)], so a
     shared weight's gradient can be split into the terms of the steps that used it."""
 
     def __init__(self):
-        self.grads, self.contributions = {}, {}
+        self.grads, self.contributions, self.nodes = {}, {}, {}
 
     def grad(self, tensor: Tensor):
         """The gradient array of `tensor`, or None when it does not reach the root."""
@@ -204,16 +215,17 @@ class GradientRecord:
         self.contributions.setdefault(id(leaf), []).append((consumer, pg))
 
 
-def _sweep(root: Tensor, seed, retain_graph: bool, record) -> None:
-    """The reverse sweep shared by backward (record None) and node_grads (record given).
+def _sweep(seeds: dict, retain_graph: bool, record, within=None) -> None:
+    """The reverse sweep shared by backward (record None) and vjp (record given).
 
     Nodes are visited in decreasing creation index, taken from a heap of the nodes that have
     received a gradient: every consumer of a node was made after it, so by the time a node is
     popped all its gradient contributions have arrived. No separate topological sort is needed.
     """
-    grads = {root: seed}
+    grads = dict(seeds)
     owned = set()  # nodes whose gradient buffer the engine allocated itself: safe to add into in place
-    pending = [(-root._index, root)]
+    pending = [(-t._index, t) for t in grads]
+    heapify(pending)
     pop, get = grads.pop, grads.get
     while pending:
         node = heappop(pending)[1]
@@ -222,6 +234,9 @@ def _sweep(root: Tensor, seed, retain_graph: bool, record) -> None:
             g = array_module(g).asarray(g)
         if record is not None:
             record.grads[id(node)] = g
+            record.nodes[id(node)] = node
+            if within is not None and not within(node):
+                continue
         elif node._hooks:
             g = _run_hooks(node, g)
         fn = node._backward
