@@ -5,16 +5,41 @@ steps at once by one GEMM before the time loop), the previous state and the recu
 and does all of the step's arithmetic in one node: one GEMM h W_hh^T forward, two GEMMs backward
 (for the previous state and for W_hh). Shapes: B batch, H hidden; gate order as PyTorch.
 
+The elementwise work runs in place on a few buffers (`out=` and augmented assignment), since at
+these sizes it costs as much as the GEMMs. Gates use sigmoid(x) = (1 + tanh(x / 2)) / 2: one
+transcendental, never overflowing, exact to rounding in absolute terms.
+
 The formulas are the composite cells' (nn/cells.py); the tests hold both forms equal to 1e-10.
 """
 from __future__ import annotations
 
 from .autograd import make
 from .backend import array_module
-from .ops import stable_sigmoid
 from .tensor import Tensor
 
 __all__ = ["rnn_step", "lstm_step", "gru_step"]
+
+
+def _sigmoid_(xp, x) -> None:
+    """x <- sigmoid(x) in place, as (1 + tanh(x / 2)) / 2."""
+    x *= 0.5
+    xp.tanh(x, out=x)
+    x *= 0.5
+    x += 0.5
+
+
+def _tanh_slope(xp, y):
+    """1 - y^2 for y = tanh(.), as (1 + y)(1 - y): exact near |y| = 1 where 1 - y*y is not."""
+    slope = xp.add(1, y)
+    slope *= 1 - y
+    return slope
+
+
+def _sigmoid_slope(s):
+    """s (1 - s) for s = sigmoid(.)."""
+    slope = 1 - s
+    slope *= s
+    return slope
 
 
 def rnn_step(gx: Tensor, h: Tensor, w_hh: Tensor, nonlinearity: str = "tanh") -> Tensor:
@@ -25,12 +50,20 @@ def rnn_step(gx: Tensor, h: Tensor, w_hh: Tensor, nonlinearity: str = "tanh") ->
     """
     xp = array_module(h.data)
     hd, w = h.data, w_hh.data
-    pre = gx.data + hd @ w.T
+    out = hd @ w.T
+    out += gx.data
     tanh = nonlinearity == "tanh"
-    out = xp.tanh(pre, out=pre) if tanh else xp.maximum(pre, 0, out=pre)
+    if tanh:
+        xp.tanh(out, out=out)
+    else:
+        xp.maximum(out, 0, out=out)
 
     def backward(g):
-        d_pre = g * ((1 + out) * (1 - out)) if tanh else xp.where(out > 0, g, 0)
+        if tanh:
+            d_pre = _tanh_slope(xp, out)
+            d_pre *= g
+        else:
+            d_pre = xp.where(out > 0, g, 0)
         return d_pre, d_pre @ w if h.requires_grad else None, d_pre.T @ hd if w_hh.requires_grad else None
     return make(out, (gx, h, w_hh), backward, "rnn_step")
 
@@ -50,26 +83,42 @@ def lstm_step(gx: Tensor, h: Tensor, c: Tensor, w_hh: Tensor) -> Tensor:
     xp = array_module(h.data)
     hd, cd, w = h.data, c.data, w_hh.data
     n = cd.shape[-1]
-    a = gx.data + hd @ w.T
-    act = xp.empty_like(a)
-    act[:, :2 * n] = stable_sigmoid(xp, a[:, :2 * n])
-    act[:, 2 * n:3 * n] = xp.tanh(a[:, 2 * n:3 * n])
-    act[:, 3 * n:] = stable_sigmoid(xp, a[:, 3 * n:])
+    act = hd @ w.T  # the pre-activations a, turned into the gates in place
+    act += gx.data
+    _sigmoid_(xp, act[:, :2 * n])
+    xp.tanh(act[:, 2 * n:3 * n], out=act[:, 2 * n:3 * n])
+    _sigmoid_(xp, act[:, 3 * n:])
     i, f, g_, o = act[:, :n], act[:, n:2 * n], act[:, 2 * n:3 * n], act[:, 3 * n:]
-    out = xp.empty((a.shape[0], 2 * n), dtype=a.dtype)
-    c_new = out[:, n:]
+    out = xp.empty((act.shape[0], 2 * n), dtype=act.dtype)
+    h_new, c_new = out[:, :n], out[:, n:]
     xp.multiply(f, cd, out=c_new)
-    c_new += i * g_
+    xp.multiply(i, g_, out=h_new)  # h_new as scratch for i * g
+    c_new += h_new
     tanh_c = xp.tanh(c_new)
-    xp.multiply(o, tanh_c, out=out[:, :n])
+    xp.multiply(o, tanh_c, out=h_new)
 
     def backward(gs):
-        dh, dc = gs[:, :n], gs[:, n:] + gs[:, :n] * o * ((1 + tanh_c) * (1 - tanh_c))
+        dh = gs[:, :n]
+        dc = _tanh_slope(xp, tanh_c)
+        dc *= o
+        dc *= dh
+        dc += gs[:, n:]
         d_a = xp.empty_like(act)
-        d_a[:, :n] = dc * g_ * i * (1 - i)
-        d_a[:, n:2 * n] = dc * cd * f * (1 - f)
-        d_a[:, 2 * n:3 * n] = dc * i * ((1 + g_) * (1 - g_))
-        d_a[:, 3 * n:] = dh * tanh_c * o * (1 - o)
+        d_i, d_f, d_g, d_o = d_a[:, :n], d_a[:, n:2 * n], d_a[:, 2 * n:3 * n], d_a[:, 3 * n:]
+        xp.subtract(1, act[:, :2 * n], out=d_a[:, :2 * n])  # i(1 - i), f(1 - f)
+        d_a[:, :2 * n] *= act[:, :2 * n]
+        d_i *= g_
+        d_i *= dc
+        d_f *= cd
+        d_f *= dc
+        xp.add(1, g_, out=d_g)
+        d_g *= 1 - g_
+        d_g *= i
+        d_g *= dc
+        xp.subtract(1, o, out=d_o)
+        d_o *= o
+        d_o *= tanh_c
+        d_o *= dh
         return (d_a,
                 d_a @ w if h.requires_grad else None,
                 dc * f if c.requires_grad else None,
@@ -82,36 +131,45 @@ def gru_step(gx: Tensor, h: Tensor, w_hh: Tensor, b_hh: Tensor = None) -> Tensor
     -> h': (B, H)
 
     a = h W_hh^T + b_hh = [a_r, a_z, a_n];  r = sigmoid(gx_r + a_r);  z = sigmoid(gx_z + a_z)
-    n = tanh(gx_n + r * a_n);   h' = (1 - z) * n + z * h
+    n = tanh(gx_n + r * a_n);   h' = (1 - z) * n + z * h = n + z * (h - n)
 
     backward: dn = g (1 - z) (1 - n^2);  dz = g (h - n) z(1 - z);  dr = dn * a_n * r(1 - r)
     d_gx = [dr, dz, dn];  d_a = [dr, dz, dn * r];  d_h = g z + d_a W_hh;  d_W_hh = d_a^T h;
     d_b_hh = sum over the batch of d_a
     """
     xp = array_module(h.data)
-    hd, w = h.data, w_hh.data
+    hd, w, gxd = h.data, w_hh.data, gx.data
     n_ = hd.shape[-1]
     a = hd @ w.T
     if b_hh is not None:
         a += b_hh.data
-    gxd = gx.data
-    rz = stable_sigmoid(xp, gxd[:, :2 * n_] + a[:, :2 * n_])
+    rz = gxd[:, :2 * n_] + a[:, :2 * n_]
+    _sigmoid_(xp, rz)
     r, z = rz[:, :n_], rz[:, n_:]
     a_n = a[:, 2 * n_:]
-    n = xp.tanh(gxd[:, 2 * n_:] + r * a_n)
-    out = n + z * (hd - n)
+    n = r * a_n
+    n += gxd[:, 2 * n_:]
+    xp.tanh(n, out=n)
+    out = hd - n
+    out *= z
+    out += n
 
     def backward(g):
-        dn = g * (1 - z) * ((1 + n) * (1 - n))
         d_gx = xp.empty_like(gxd)
-        d_gx[:, :n_] = dn * a_n * r * (1 - r)
-        d_gx[:, n_:2 * n_] = g * (hd - n) * z * (1 - z)
-        d_gx[:, 2 * n_:] = dn
+        d_r, d_z, d_n = d_gx[:, :n_], d_gx[:, n_:2 * n_], d_gx[:, 2 * n_:]
+        xp.subtract(1, z, out=d_n)
+        d_n *= g
+        d_n *= _tanh_slope(xp, n)
+        xp.multiply(d_n, a_n, out=d_r)
+        d_r *= _sigmoid_slope(r)
+        xp.subtract(hd, n, out=d_z)
+        d_z *= g
+        d_z *= _sigmoid_slope(z)
         d_a = d_gx.copy()
         d_a[:, 2 * n_:] *= r
-        parents = (d_gx,
-                   g * z + d_a @ w if h.requires_grad else None,
-                   d_a.T @ hd if w_hh.requires_grad else None)
-        return parents if b_hh is None else parents + (d_a.sum(axis=0),)
+        grads = (d_gx,
+                 g * z + d_a @ w if h.requires_grad else None,
+                 d_a.T @ hd if w_hh.requires_grad else None)
+        return grads if b_hh is None else grads + (d_a.sum(axis=0),)
     inputs = (gx, h, w_hh) if b_hh is None else (gx, h, w_hh, b_hh)
     return make(out, inputs, backward, "gru_step")
