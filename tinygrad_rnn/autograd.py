@@ -204,6 +204,10 @@ class GradientRecord:
         """The gradient array of `tensor`, or None when it does not reach the root."""
         return self.grads.get(id(tensor))
 
+    def terms(self, leaf: Tensor) -> list:
+        """[(consumer node, its term of the leaf's gradient)]: the terms sum to the gradient."""
+        return self.contributions.get(id(leaf), [])
+
     def _contribute(self, leaf: Tensor, consumer: Tensor, pg) -> None:
         data = leaf.data
         if pg.__class__ is IndexedGrad:

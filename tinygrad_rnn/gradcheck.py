@@ -102,7 +102,7 @@ def _compare(i, shape, numeric, analytic, atol, rtol) -> None:
     error = np.abs(numeric - analytic) - (atol + rtol * np.abs(numeric))
     if np.all(error <= 0):
         return
-    worst = np.unravel_index(int(np.argmax(error)), shape) if shape else ()
+    worst = tuple(int(i) for i in np.unravel_index(int(np.argmax(error)), shape)) if shape else ()
     raise GradcheckError(f"gradcheck: input {i} (shape {shape}) entry {worst}: expected {numeric[worst]:.10g} "
                          f"(finite differences), obtained {analytic[worst]:.10g} (backward); "
                          f"{int(np.sum(error > 0))} of {numeric.size} entries outside atol={atol}, rtol={rtol}")

@@ -47,7 +47,8 @@ class Tensor:
 
     @classmethod
     def _wrap(cls, array) -> "Tensor":
-        """A constant leaf around an existing backend array, without copies or checks."""
+        """A constant leaf around an existing backend array, without copies or checks, stamped
+        with the current time step and scope."""
         out = cls.__new__(cls)
         out.data = array
         out.grad = None
@@ -55,8 +56,8 @@ class Tensor:
         out._parents = ()
         out._backward = None
         out._op = "leaf"
-        out._step = None
-        out._scope = ""
+        out._step = _autograd._step  # a constant made inside time_step(t) belongs to step t
+        out._scope = _autograd._scope
         out.name = None
         out._hooks = None
         out._retain = False
