@@ -186,7 +186,7 @@ def _single(graph: Graph, n, consumers: list, hints: dict) -> Box:
     step, lane = n.step, (n.scope if n.step is not None else None)
     sub = shape_text(n.shape, n.dtype)
     if n.kind == "param":
-        return Box(f"n{n.index}", [n.index], n.index, "param", None, None, n.label or hints[n.index], sub)
+        return Box(f"n{n.index}", [n.index], n.index, "param", None, None, n.label or n.name or hints[n.index], sub)
     if n.kind == "leaf":
         return Box(f"n{n.index}", [n.index], n.index, "leaf", step, lane, n.label or subscript(n.name or "w", step), sub)
     if n.kind == "detached":
@@ -214,7 +214,8 @@ def _single(graph: Graph, n, consumers: list, hints: dict) -> Box:
     if n.index == graph.root:
         title = n.label or (subscript(n.name, step) if n.name else ("L" if not n.shape else n.op))
         return Box(f"n{n.index}", [n.index], n.index, "root", step, lane, title, f"{n.op} · {sub}")
-    role = "state" if n.name in STATES else "gate" if n.name in GATES else "op"
+    in_cell = n.step is not None  # gate and state colours only for the nodes of a time step
+    role = "state" if in_cell and n.name in STATES else "gate" if in_cell and n.name in GATES else "op"
     if n.label or n.name:
         return Box(f"n{n.index}", [n.index], n.index, role, step, lane, n.label or subscript(n.name, step),
                    f"{n.op} · {sub}")
