@@ -1,0 +1,28 @@
+"""Every tutorial notebook runs top to bottom without error (at the small sizes it picks when
+TINYGRAD_RNN_QUICK=1), in a fresh kernel of this interpreter, from the tutorials folder."""
+from pathlib import Path
+
+import pytest
+
+nbformat = pytest.importorskip("nbformat")
+nbclient = pytest.importorskip("nbclient")
+
+TUTORIALS = Path(__file__).resolve().parent.parent / "tutorials"
+NOTEBOOKS = sorted(TUTORIALS.glob("[0-9][0-9]_*.ipynb"))
+
+
+def test_the_tutorials_are_there():
+    assert len(NOTEBOOKS) >= 1, f"no numbered notebooks in {TUTORIALS}"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_tutorial_runs(path, tmp_path, monkeypatch):
+    notebook = nbformat.read(path, as_version=4)
+    assert not any(cell.get("outputs") for cell in notebook.cells if cell.cell_type == "code"), \
+        f"{path.name} is stored with outputs; clear them before committing"
+    monkeypatch.setenv("TINYGRAD_RNN_QUICK", "1")
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+    monkeypatch.setenv("TINYGRAD_RNN_OUT", str(tmp_path))  # where a notebook may write files
+    client = nbclient.NotebookClient(notebook, timeout=300, kernel_name="python3",
+                                     resources={"metadata": {"path": str(TUTORIALS)}})
+    client.execute()
