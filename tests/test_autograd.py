@@ -489,3 +489,14 @@ def test_unsupported_operand_types_are_named(device, operand, type_name):
     for apply in (lambda: t + operand, lambda: operand * t, lambda: t @ operand):
         with pytest.raises(TypeError, match=type_name):
             apply()
+
+
+def test_to_is_identity_on_the_same_device_and_differentiable_across(device):
+    x = tr.Tensor([1.0, 2.0], requires_grad=True, device=device)
+    assert x.to(device) is x
+    other = "cpu" if device != "cpu" else None
+    if other is None:
+        pytest.skip("moving across devices needs a second device")
+    y = (x.to(other) * 3.0).sum()
+    y.backward()
+    assert x.grad.device == x.device and np.allclose(x.grad.numpy(), 3.0)

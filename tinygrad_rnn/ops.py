@@ -19,7 +19,7 @@ from .tensor import Tensor
 
 __all__ = ["add", "sub", "mul", "div", "pow", "neg", "matmul", "exp", "log", "tanh", "sigmoid",
            "relu", "abs", "sqrt", "clip", "sum", "mean", "max", "reshape", "permute", "transpose",
-           "broadcast_to", "getitem", "cat", "stack", "split", "chunk", "where", "astype",
+           "broadcast_to", "getitem", "cat", "stack", "split", "chunk", "where", "astype", "to_device",
            "log_softmax", "compare", "stable_sigmoid"]
 
 _SCALARS = (int, float, bool, np.number, np.bool_)
@@ -247,6 +247,14 @@ def clip(a: Tensor, min=None, max=None) -> Tensor:
     if max is not None:
         inside &= ad <= max
     return make(xp.clip(ad, min, max), (a,), lambda g: (xp.where(inside, g, 0),), "clip")
+
+
+def to_device(a: Tensor, device: str) -> Tensor:
+    """y = a on device (a canonical device string);  dL/da = g moved back to a's device"""
+    source = a.device
+    if source == device:
+        return a
+    return make(backend.to_device(a.data, device), (a,), lambda g: (backend.to_device(g, source),), "to")
 
 
 def astype(a: Tensor, dtype) -> Tensor:

@@ -137,11 +137,9 @@ class Tensor:
         return self.numpy().tolist()
 
     def to(self, device) -> "Tensor":
-        """A copy on `device`; it is a new leaf (a detached copy), as with any transfer."""
-        device = backend.normalize_device(device)
-        out = Tensor._wrap(backend.to_device(self.data, device))
-        out.requires_grad = self.requires_grad
-        return out
+        """This tensor on `device`: itself if it is already there, else a copy that stays in the
+        graph (the gradient flows back to this device), as PyTorch's .to()."""
+        return _ops.to_device(self, backend.normalize_device(device))
 
     def cpu(self) -> "Tensor":
         return self.to("cpu")
