@@ -23,7 +23,7 @@ from .backend import ARRAY_TYPES, array_module, scatter_add
 from .tensor import Tensor, next_creation_index
 
 __all__ = ["no_grad", "enable_grad", "is_grad_enabled", "time_step", "scope", "current_step",
-           "current_scope", "make", "backward", "node_grads", "vjp", "GradientRecord", "IndexedGrad", "topological_order", "unbroadcast", "RemovableHandle"]
+           "current_scope", "make", "backward", "node_grads", "vjp", "GradientRecord", "IndexedGrad", "OuterGrad", "topological_order", "unbroadcast", "RemovableHandle"]
 
 _grad_enabled = True
 _step = None  # the time step stamped on new nodes (set by time_step(t))
@@ -210,7 +210,9 @@ class GradientRecord:
 
     def _contribute(self, leaf: Tensor, consumer: Tensor, pg) -> None:
         data = leaf.data
-        if pg.__class__ is IndexedGrad:
+        if pg.__class__ is OuterGrad:
+            pg = pg.dense()
+        elif pg.__class__ is IndexedGrad:
             dense = array_module(data).zeros(data.shape, dtype=data.dtype)
             pg.add_into(dense)
             pg = dense
@@ -228,12 +230,16 @@ def _sweep(seeds: dict, retain_graph: bool, record, within=None) -> None:
     """
     grads = dict(seeds)
     owned = set()  # nodes whose gradient buffer the engine allocated itself: safe to add into in place
+    outer = {}  # node -> [OuterGrad]: a shared weight's per-step terms, summed by one GEMM at its turn
     pending = [(-t._index, t) for t in grads]
     heapify(pending)
     pop, get = grads.pop, grads.get
     while pending:
         node = heappop(pending)[1]
-        g = pop(node)
+        g = pop(node, None)
+        if outer and node in outer:
+            summed = OuterGrad.sum(outer.pop(node))
+            g = summed if g is None else g + summed
         if g.__class__ not in ARRAY_TYPES:  # NumPy's 0-d arithmetic returns scalars: hooks and .grad need arrays
             g = array_module(g).asarray(g)
         if record is not None:
@@ -260,8 +266,11 @@ def _sweep(seeds: dict, retain_graph: bool, record, within=None) -> None:
             if record is not None and parent._backward is None:
                 record._contribute(parent, node, pg)
             previous = get(parent)
-            if previous is None:
+            if previous is None and parent not in outer:
                 heappush(pending, (-parent._index, parent))
+            if pg.__class__ is OuterGrad:  # kept aside: all of a weight's terms become one GEMM
+                outer.setdefault(parent, []).append(pg)
+                continue
             pdata = parent.data
             if pg.__class__ is IndexedGrad:  # a slice's gradient: add into one buffer, no zeros per slice
                 if parent not in owned:
@@ -289,6 +298,29 @@ def _sweep(seeds: dict, retain_graph: bool, record, within=None) -> None:
         if not retain_graph:
             node._backward = _graph_freed
             node._parents = ()
+
+
+class OuterGrad:
+    """The gradient term a^T b of a weight, a: (B, m), b: (B, n) -> (m, n), left unmultiplied.
+
+    A recurrent weight gets one such term per time step. The engine keeps them until the weight's
+    turn and then forms their sum as one GEMM, [a_1; ...; a_T]^T [b_1; ...; b_T], instead of T
+    small ones (T outer products when B = 1) and T full-size additions.
+    """
+    __slots__ = ("a", "b")
+
+    def __init__(self, a, b):
+        self.a, self.b = a, b
+
+    def dense(self):
+        return self.a.T @ self.b
+
+    @staticmethod
+    def sum(terms: list):
+        if len(terms) == 1:
+            return terms[0].dense()
+        xp = array_module(terms[0].a)
+        return xp.concatenate([t.a for t in terms]).T @ xp.concatenate([t.b for t in terms])
 
 
 class IndexedGrad:

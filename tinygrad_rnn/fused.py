@@ -3,7 +3,8 @@
 Each step takes the input projection of its time step, gx_t = x_t W_ih^T + b (computed for all
 steps at once by one GEMM before the time loop), the previous state and the recurrent weights,
 and does all of the step's arithmetic in one node: one GEMM h W_hh^T forward, two GEMMs backward
-(for the previous state and for W_hh). Shapes: B batch, H hidden; gate order as PyTorch.
+(for the previous state, and W_hh's term d_a^T h, which the engine gathers over all steps into
+one GEMM: autograd.OuterGrad). Shapes: B batch, H hidden; gate order as PyTorch.
 
 The elementwise work runs in place on a few buffers (`out=` and augmented assignment), since at
 these sizes it costs as much as the GEMMs. Gates use sigmoid(x) = (1 + tanh(x / 2)) / 2: one
@@ -13,7 +14,7 @@ The formulas are the composite cells' (nn/cells.py); the tests hold both forms e
 """
 from __future__ import annotations
 
-from .autograd import make
+from .autograd import OuterGrad, make
 from .backend import array_module
 from .tensor import Tensor
 
@@ -64,7 +65,7 @@ def rnn_step(gx: Tensor, h: Tensor, w_hh: Tensor, nonlinearity: str = "tanh") ->
             d_pre *= g
         else:
             d_pre = xp.where(out > 0, g, 0)
-        return d_pre, d_pre @ w if h.requires_grad else None, d_pre.T @ hd if w_hh.requires_grad else None
+        return d_pre, d_pre @ w if h.requires_grad else None, OuterGrad(d_pre, hd) if w_hh.requires_grad else None
     return make(out, (gx, h, w_hh), backward, "rnn_step")
 
 
@@ -122,7 +123,7 @@ def lstm_step(gx: Tensor, h: Tensor, c: Tensor, w_hh: Tensor) -> Tensor:
         return (d_a,
                 d_a @ w if h.requires_grad else None,
                 dc * f if c.requires_grad else None,
-                d_a.T @ hd if w_hh.requires_grad else None)
+                OuterGrad(d_a, hd) if w_hh.requires_grad else None)
     return make(out, (gx, h, c, w_hh), backward, "lstm_step")
 
 
@@ -169,7 +170,7 @@ def gru_step(gx: Tensor, h: Tensor, w_hh: Tensor, b_hh: Tensor = None) -> Tensor
         d_a[:, 2 * n_:] *= r
         grads = (d_gx,
                  g * z + d_a @ w if h.requires_grad else None,
-                 d_a.T @ hd if w_hh.requires_grad else None)
+                 OuterGrad(d_a, hd) if w_hh.requires_grad else None)
         return grads if b_hh is None else grads + (d_a.sum(axis=0),)
     inputs = (gx, h, w_hh) if b_hh is None else (gx, h, w_hh, b_hh)
     return make(out, inputs, backward, "gru_step")
