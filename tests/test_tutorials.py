@@ -22,6 +22,7 @@ def test_tutorial_runs(path, tmp_path, monkeypatch):
         f"{path.name} is stored with outputs; clear them before committing"
     monkeypatch.setenv("TINYGRAD_RNN_QUICK", "1")
     monkeypatch.setenv("MPLBACKEND", "Agg")
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "1")  # small matrices: threads only spin (see Makefile)
     monkeypatch.setenv("TINYGRAD_RNN_OUT", str(tmp_path))  # where a notebook may write files
     client = nbclient.NotebookClient(notebook, timeout=300, kernel_name="python3",
                                      resources={"metadata": {"path": str(TUTORIALS)}})

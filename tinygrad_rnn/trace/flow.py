@@ -24,7 +24,7 @@ adds its own direct term to each dL/dh_t, which flattens the curve; the Jacobian
 ||dh_{T-1}/dh_k|| (and `jacobian_decay_rate`, fitted the same way) do not depend on the loss and
 tell the same story in that case.
 
-Recurrent matrices (Pascanu, Mikolov and Bengio 2013, sec. 3.1). For h_t = W_hh s(h_{t-1}) + ...
+Recurrent matrices (Pascanu, Mikolov and Bengio 2013, sec. 2.1). For h_t = W_hh s(h_{t-1}) + ...
 with |s'| <= gamma, ||dh_t/dh_{t-1}|| <= gamma * sigma_1(W_hh); so sigma_1(W_hh) < 1/gamma is
 sufficient for vanishing gradients, and sigma_1(W_hh) > 1/gamma necessary for exploding ones.
 gamma = 1 for tanh (and relu), 1/4 for the sigmoid. Gated layers are listed one gate block of
