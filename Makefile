@@ -38,7 +38,7 @@ demo: venv graphviz
 	$(VENV)/bin/tinygrad-rnn demo --out out/
 
 bench: venv
-	$(PY) -m benchmarks.overhead
+	$(PY) -m benchmarks
 
 clean:
 	rm -rf $(VENV) out .pytest_cache build *.egg-info
