@@ -18,7 +18,7 @@ from .autograd import OuterGrad, make
 from .backend import array_module
 from .tensor import Tensor
 
-__all__ = ["rnn_step", "lstm_step", "gru_step"]
+__all__ = ["linear", "rnn_step", "lstm_step", "gru_step"]
 
 
 def _sigmoid_(xp, x) -> None:
@@ -41,6 +41,23 @@ def _sigmoid_slope(s):
     slope = 1 - s
     slope *= s
     return slope
+
+
+def linear(x: Tensor, w: Tensor, b: Tensor = None) -> Tensor:
+    """y = x W^T + b as one node (the input projection of all time steps at once).
+    x: (N, I), w: (O, I), b: (O,) -> y: (N, O)
+
+    backward: d_x = g W;  d_W = g^T x;  d_b = sum over the N rows of g
+    """
+    xd, wd = x.data, w.data
+    out = xd @ wd.T
+    if b is not None:
+        out += b.data
+
+    def backward(g):
+        grads = (g @ wd if x.requires_grad else None, g.T @ xd if w.requires_grad else None)
+        return grads if b is None else grads + (g.sum(axis=0) if b.requires_grad else None,)
+    return make(out, (x, w) if b is None else (x, w, b), backward, "linear")
 
 
 def rnn_step(gx: Tensor, h: Tensor, w_hh: Tensor, nonlinearity: str = "tanh") -> Tensor:

@@ -19,7 +19,7 @@ from .tensor import Tensor
 
 __all__ = ["add", "sub", "mul", "div", "pow", "neg", "matmul", "exp", "log", "tanh", "sigmoid",
            "relu", "abs", "sqrt", "clip", "sum", "mean", "max", "reshape", "permute", "transpose",
-           "broadcast_to", "getitem", "cat", "stack", "split", "chunk", "where", "astype", "to_device",
+           "broadcast_to", "getitem", "narrow", "cat", "stack", "split", "chunk", "where", "astype", "to_device",
            "log_softmax", "compare", "stable_sigmoid"]
 
 _SCALARS = (int, float, bool, np.number, np.bool_)
@@ -461,9 +461,9 @@ def _same_device(tensors, op: str) -> list:
     return tensors
 
 
-def _slice(a: Tensor, start: int, stop: int, axis: int) -> Tensor:
-    """y = a[start:stop] along axis;  dL/da = g in that slice, zero elsewhere"""
-    index = (slice(None),) * axis + (slice(start, stop),)
+def narrow(a: Tensor, axis: int, start: int, length: int) -> Tensor:
+    """y = a[start:start + length] along axis (PyTorch's narrow);  dL/da = g in that slice, zero elsewhere"""
+    index = (slice(None),) * (axis % a.ndim) + (slice(start, start + length),)
     return make(a.data[index], (a,), lambda g: (IndexedGrad(index, g, True),), "slice")
 
 
@@ -484,7 +484,7 @@ def split(a: Tensor, split_size_or_sections, axis: int = 0) -> tuple:
             raise ValueError(f"split: sizes {sizes} add up to {builtins.sum(sizes)}, "
                              f"but axis {axis} of shape {a.shape} has {length}")
     bounds = np.cumsum([0] + sizes)
-    return tuple(_slice(a, int(lo), int(hi), axis) for lo, hi in zip(bounds[:-1], bounds[1:]))
+    return tuple(narrow(a, axis, int(lo), int(hi - lo)) for lo, hi in zip(bounds[:-1], bounds[1:]))
 
 
 def chunk(a: Tensor, chunks: int, axis: int = 0) -> tuple:

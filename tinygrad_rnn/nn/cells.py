@@ -187,5 +187,5 @@ class GRUCell(_Cell):
 
 def split_lstm_state(packed: Tensor) -> tuple:
     """(h, c) views of a fused LSTM step's packed state [h | c] (B, 2H), named "h" and "c"."""
-    h, c = ops.split(packed, packed.shape[-1] // 2, axis=-1)
-    return _named(h, "h"), _named(c, "c")
+    n = packed.shape[-1] // 2
+    return _named(ops.narrow(packed, -1, 0, n), "h"), _named(ops.narrow(packed, -1, n, n), "c")

@@ -124,9 +124,8 @@ class _Recurrent(Module):
         """gx = x W_ih^T + bias for all T steps in one GEMM: (T, B, In) -> (T, B, G*H).
         The bias is b_ih + b_hh, except for the GRU, whose b_hh acts inside the reset gate."""
         steps, batch, features = x.shape
-        gx = x.reshape(steps * batch, features) @ w_ih.T
-        if b_ih is not None:
-            gx = gx + (b_ih if self.bias_hh_in_step else b_ih + b_hh)
+        bias = None if b_ih is None else b_ih if self.bias_hh_in_step else b_ih + b_hh
+        gx = fused.linear(x.reshape(steps * batch, features), w_ih, bias)
         gx.name = "W_ih x"
         return gx.reshape(steps, batch, gx.shape[-1])
 
