@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import zipfile
 
 import numpy as np
 
 from . import backend
+from .files import atomic_write
 from .tensor import Tensor
 
 __all__ = ["save", "load"]
@@ -38,19 +38,7 @@ def save(state: dict, path) -> str:
     _flatten(state, "", arrays, kinds, empty)
     manifest = {"format": FORMAT, "version": VERSION, "kinds": kinds, "empty": empty}
     arrays[_MANIFEST] = np.array(json.dumps(manifest))
-    directory = os.path.dirname(os.path.abspath(path))
-    handle, temporary = tempfile.mkstemp(prefix=".tmp-", suffix=".npz", dir=directory)
-    try:
-        with os.fdopen(handle, "wb") as file:
-            np.savez(file, **arrays)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.remove(temporary)
-        raise
-    return path
+    return atomic_write(path, lambda file: np.savez(file, **arrays))
 
 
 def load(path) -> dict:

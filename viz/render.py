@@ -8,6 +8,8 @@ import json
 import os
 import shutil
 
+from tinygrad_rnn.files import atomic_write
+
 from .views import Scene
 
 __all__ = ["FORMATS", "INSTALL_HINT", "DotFailed", "format_of", "write", "pipe", "scene_json", "require_dot"]
@@ -71,25 +73,5 @@ def scene_json(scene: Scene) -> str:
 
 
 def write(path, data: bytes) -> str:
-    """Write bytes to path atomically (a new file beside it, then os.replace); returns the path
-    as a string. The file gets the usual permissions (0o666 less the umask)."""
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    for attempt in range(100):
-        tmp = os.path.join(folder, f".{os.path.basename(path)}.{os.getpid()}.{attempt}.tmp")
-        try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-            break
-        except FileExistsError:
-            continue
-    else:
-        raise RuntimeError(f"viz.render: could not create a temporary file beside {path!r}")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
+    """Write bytes to path atomically (a new file beside it, then os.replace); returns the path."""
+    return atomic_write(path, lambda file: file.write(data))
