@@ -164,7 +164,7 @@ def gru_step(gx: Tensor, h: Tensor, w_hh: Tensor, b_hh: Tensor = None) -> Tensor
     rz = gxd[:, :2 * n_] + a[:, :2 * n_]
     _sigmoid_(xp, rz)
     r, z = rz[:, :n_], rz[:, n_:]
-    a_n = a[:, 2 * n_:]
+    a_n = a[:, 2 * n_:].copy()  # backward needs only this third of a: let the rest go
     n = r * a_n
     n += gxd[:, 2 * n_:]
     xp.tanh(n, out=n)
