@@ -40,8 +40,8 @@ def _operands(a, b, op: str):
 
 def _operand(x, like: Tensor, op: str) -> Tensor:
     data = like.data
-    if x.__class__ is float and data.dtype.kind == "f":  # the common case, first
-        return Tensor._wrap(backend.array_module(data).asarray(x, dtype=data.dtype))
+    if x.__class__ is float and data.dtype.kind == "f":  # the common case, first: a NumPy scalar of
+        return Tensor._wrap(data.dtype.type(x))         # the tensor's dtype (cheaper than a 0-d array)
     if isinstance(x, Tensor):
         other = x.data
         if other.__class__ is not data.__class__ or (data.__class__ is not np.ndarray
