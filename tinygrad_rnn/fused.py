@@ -15,7 +15,7 @@ The formulas are the composite cells' (nn/cells.py); the tests hold both forms e
 from __future__ import annotations
 
 from .autograd import OuterGrad, make
-from .backend import array_module
+from .backend import array_device, array_module
 from .tensor import Tensor
 
 __all__ = ["linear", "rnn_step", "lstm_step", "gru_step"]
@@ -27,6 +27,23 @@ def _sigmoid_(xp, x) -> None:
     xp.tanh(x, out=x)
     x *= 0.5
     x += 0.5
+
+
+_GATE_AFFINES: dict = {}
+
+
+def _lstm_gate_affine(like, n: int):
+    """(k, m), each (4n,) on like's device and dtype: 1/2 and 1/2 on the sigmoid gates i, f, o;
+    1 and 0 on g (cached)."""
+    xp, dtype = array_module(like), like.dtype
+    key = (array_device(like), n, dtype)
+    if key not in _GATE_AFFINES:
+        k = xp.full(4 * n, 0.5, dtype=dtype)
+        k[2 * n:3 * n] = 1.0
+        m = xp.full(4 * n, 0.5, dtype=dtype)
+        m[2 * n:3 * n] = 0.0
+        _GATE_AFFINES[key] = (k, m)
+    return _GATE_AFFINES[key]
 
 
 def _tanh_slope(xp, y):
@@ -101,11 +118,13 @@ def lstm_step(gx: Tensor, h: Tensor, c: Tensor, w_hh: Tensor) -> Tensor:
     xp = array_module(h.data)
     hd, cd, w = h.data, c.data, w_hh.data
     n = cd.shape[-1]
-    act = hd @ w.T  # the pre-activations a, turned into the gates in place
-    act += gx.data
-    _sigmoid_(xp, act[:, :2 * n])
-    xp.tanh(act[:, 2 * n:3 * n], out=act[:, 2 * n:3 * n])
-    _sigmoid_(xp, act[:, 3 * n:])
+    act = hd @ w.T  # the pre-activations a, turned into the gates in place, all columns at once:
+    act += gx.data  # sigmoid(a) = tanh(a/2)/2 + 1/2 on i, f, o and tanh(a) on g, as tanh(a k) k + m
+    scale, shift = _lstm_gate_affine(act, n)
+    act *= scale
+    xp.tanh(act, out=act)
+    act *= scale
+    act += shift
     i, f, g_, o = act[:, :n], act[:, n:2 * n], act[:, 2 * n:3 * n], act[:, 3 * n:]
     out = xp.empty((act.shape[0], 2 * n), dtype=act.dtype)
     h_new, c_new = out[:, :n], out[:, n:]
@@ -121,22 +140,16 @@ def lstm_step(gx: Tensor, h: Tensor, c: Tensor, w_hh: Tensor) -> Tensor:
         dc *= o
         dc *= dh
         dc += gs[:, n:]
-        d_a = xp.empty_like(act)
-        d_i, d_f, d_g, d_o = d_a[:, :n], d_a[:, n:2 * n], d_a[:, 2 * n:3 * n], d_a[:, 3 * n:]
-        xp.subtract(1, act[:, :2 * n], out=d_a[:, :2 * n])  # i(1 - i), f(1 - f)
-        d_a[:, :2 * n] *= act[:, :2 * n]
-        d_i *= g_
-        d_i *= dc
-        d_f *= cd
-        d_f *= dc
-        xp.add(1, g_, out=d_g)
-        d_g *= 1 - g_
-        d_g *= i
-        d_g *= dc
-        xp.subtract(1, o, out=d_o)
-        d_o *= o
-        d_o *= tanh_c
-        d_o *= dh
+        slope = 1 - act  # s(1 - s) on the sigmoid gates, then (1 + g)(1 - g) on g
+        slope *= act
+        xp.add(1, g_, out=slope[:, 2 * n:3 * n])
+        slope[:, 2 * n:3 * n] *= 1 - g_
+        d_a = xp.empty_like(act)  # the upstream factor of each gate, times its slope
+        xp.multiply(dc, g_, out=d_a[:, :n])
+        xp.multiply(dc, cd, out=d_a[:, n:2 * n])
+        xp.multiply(dc, i, out=d_a[:, 2 * n:3 * n])
+        xp.multiply(dh, tanh_c, out=d_a[:, 3 * n:])
+        d_a *= slope
         return (d_a,
                 d_a @ w if h.requires_grad else None,
                 dc * f if c.requires_grad else None,
