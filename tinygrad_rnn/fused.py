@@ -104,13 +104,13 @@ def rnn_step(gx: Tensor, h: Tensor, w_hh: Tensor, nonlinearity: str = "tanh") ->
 
 
 def lstm_step(gx: Tensor, h: Tensor, c: Tensor, w_hh: Tensor) -> Tensor:
-    """One LSTM step, packed output s' = [h' | c'].   gx: (B, 4H); h, c: (B, H); w_hh: (4H, H)
-    -> s': (B, 2H)
+    """One LSTM step, packed output s' = [h', c'] stacked.   gx: (B, 4H); h, c: (B, H);
+    w_hh: (4H, H) -> s': (2, B, H), so that s'[0] = h' and s'[1] = c' are contiguous views
 
     a = gx + h W_hh^T = [a_i, a_f, a_g, a_o];  i, f, o = sigmoid(a_i, a_f, a_o);  g = tanh(a_g)
     c' = f * c + i * g;   h' = o * tanh(c')
 
-    backward, with dh', dc' the two halves of the incoming gradient:
+    backward, with dh', dc' the two parts of the incoming gradient:
     dc = dc' + dh' * o * (1 - tanh(c')^2)
     d_a = [dc * g * i(1 - i),  dc * c * f(1 - f),  dc * i * (1 - g^2),  dh' * tanh(c') * o(1 - o)]
     d_gx = d_a;  d_h = d_a W_hh;  d_c = dc * f;  d_W_hh = d_a^T h
@@ -126,8 +126,8 @@ def lstm_step(gx: Tensor, h: Tensor, c: Tensor, w_hh: Tensor) -> Tensor:
     act *= scale
     act += shift
     i, f, g_, o = act[:, :n], act[:, n:2 * n], act[:, 2 * n:3 * n], act[:, 3 * n:]
-    out = xp.empty((act.shape[0], 2 * n), dtype=act.dtype)
-    h_new, c_new = out[:, :n], out[:, n:]
+    out = xp.empty((2, act.shape[0], n), dtype=act.dtype)
+    h_new, c_new = out[0], out[1]
     xp.multiply(f, cd, out=c_new)
     xp.multiply(i, g_, out=h_new)  # h_new as scratch for i * g
     c_new += h_new
@@ -135,11 +135,11 @@ def lstm_step(gx: Tensor, h: Tensor, c: Tensor, w_hh: Tensor) -> Tensor:
     xp.multiply(o, tanh_c, out=h_new)
 
     def backward(gs):
-        dh = gs[:, :n]
+        dh = gs[0]
         dc = _tanh_slope(xp, tanh_c)
         dc *= o
         dc *= dh
-        dc += gs[:, n:]
+        dc += gs[1]
         slope = 1 - act  # s(1 - s) on the sigmoid gates, then (1 + g)(1 - g) on g
         slope *= act
         xp.add(1, g_, out=slope[:, 2 * n:3 * n])

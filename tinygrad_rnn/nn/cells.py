@@ -186,6 +186,5 @@ class GRUCell(_Cell):
 
 
 def split_lstm_state(packed: Tensor) -> tuple:
-    """(h, c) views of a fused LSTM step's packed state [h | c] (B, 2H), named "h" and "c"."""
-    n = packed.shape[-1] // 2
-    return _named(ops.narrow(packed, -1, 0, n), "h"), _named(ops.narrow(packed, -1, n, n), "c")
+    """(h, c) views of a fused LSTM step's packed state [h, c] (2, B, H), named "h" and "c"."""
+    return _named(packed[0], "h"), _named(packed[1], "c")

@@ -161,9 +161,9 @@ def _cell_grads(record, rows: dict, h_grads: dict) -> dict:
                 grads.append(_grad(record, c))
                 continue
             gx, h_prev, _, w = (p.data for p in packed.parents)
-            n = packed.data.shape[-1] // 2
+            n = packed.data.shape[-1]
             o = backend.to_numpy(stable_sigmoid(backend.array_module(gx), gx[:, 3 * n:] + h_prev @ w[3 * n:].T))
-            tanh_c = np.tanh(backend.to_numpy(packed.data[:, n:]).astype(np.float64))
+            tanh_c = np.tanh(backend.to_numpy(packed.data[1]).astype(np.float64))
             g_c = _grad(record, c)
             with np.errstate(over="ignore", invalid="ignore"):
                 through_h = h_grads[r][t] * o * ((1 + tanh_c) * (1 - tanh_c))

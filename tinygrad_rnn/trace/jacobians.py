@@ -53,26 +53,26 @@ def step_jacobians(h_states: list, c_states: list = None) -> list:
 
     s_t = h_t (S = H), or for the LSTM (c_states given) the whole state s_t = [h_t; c_t]
     (S = 2H): its memory path c_{t-1} -> c_t belongs to the step. A fused LSTM's last c_t may
-    not reach the loss (no node in its graph); its rows are then seeded on the packed [h | c]
-    output of the step, which is the same derivative.
+    not reach the loss (no node in its graph); its rows are then seeded on the c part of the
+    step's packed output [h, c], which is the same derivative.
     """
     out = [None] * len(h_states)
     for t in range(1, len(h_states)):
         h, units = h_states[t], h_states[t].data.shape[-1]
-        outputs = [(h, slice(None))]
+        outputs = [(h, Ellipsis)]
         sources = [h_states[t - 1]]
         if c_states is not None:
             c = c_states[t]
-            outputs.append((c, slice(None)) if c is not None else (h.parents[0], slice(units, None)))
+            outputs.append((c, Ellipsis) if c is not None else (h.parents[0], 1))
             sources.append(c_states[t - 1])
         in_step = lambda n, t=h.step, s=h.scope: n.step == t and n.scope == s  # noqa: E731
         xp = backend.array_module(h.data)
         batch = h.data.shape[0]
         jac = np.zeros((batch, units * len(outputs), units * len(sources)))
-        for i, (node, part) in enumerate(outputs):
+        for i, (node, part) in enumerate(outputs):  # part: where in node's value the state lies
             for j in range(units):
                 seed = xp.zeros_like(node.data)
-                seed[:, part][:, j] = 1
+                seed[part][:, j] = 1
                 reached = autograd.vjp({node: seed}, within=in_step)
                 for k, source in enumerate(sources):
                     if reached.grad(source) is not None:
