@@ -22,8 +22,9 @@ from heapq import heapify, heappop, heappush
 from .backend import ARRAY_TYPES, array_module, scatter_add
 from .tensor import Tensor, next_creation_index
 
-__all__ = ["no_grad", "enable_grad", "is_grad_enabled", "time_step", "scope", "current_step",
-           "current_scope", "make", "backward", "node_grads", "vjp", "GradientRecord", "IndexedGrad", "OuterGrad", "topological_order", "unbroadcast", "RemovableHandle"]
+__all__ = ["no_grad", "enable_grad", "is_grad_enabled", "time_step", "scope", "make", "backward", "node_grads",
+           "vjp", "GradientRecord", "IndexedGrad", "OuterGrad", "topological_order", "unbroadcast",
+           "RemovableHandle"]
 
 _grad_enabled = True
 _step = None  # the time step stamped on new nodes (set by time_step(t))
@@ -87,14 +88,6 @@ def scope(name: str):
         yield
     finally:
         _scope = previous
-
-
-def current_step():
-    return _step
-
-
-def current_scope() -> str:
-    return _scope
 
 
 # ---------------------------------------------------------------- nodes

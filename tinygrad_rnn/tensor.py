@@ -35,8 +35,8 @@ class Tensor:
         self._parents = ()
         self._backward = None
         self._op = "leaf"
-        self._step = _autograd.current_step()
-        self._scope = _autograd.current_scope()
+        self._step = _autograd._step  # the time step and scope active now (see autograd)
+        self._scope = _autograd._scope
         self.name = None
         self._hooks = None
         self._retain = False

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 
-from .. import fused, ops
+from .. import fused
 from ..factories import zeros
 from ..tensor import Tensor
 from . import init
