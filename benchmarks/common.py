@@ -99,18 +99,11 @@ def blas_threads():
                 return int(pool["num_threads"])
     except ImportError:
         pass
-    for path in _loaded_libraries("openblas"):
-        try:
-            lib = ctypes.CDLL(path)
-        except OSError:
-            continue
-        for name in ("scipy_openblas_get_num_threads64_", "openblas_get_num_threads64_",
-                     "openblas_get_num_threads"):
-            function = getattr(lib, name, None)
-            if function is not None:
-                function.restype = ctypes.c_int
-                return int(function())
-    return None
+    function = _openblas_function("get_num_threads")
+    if function is None:
+        return None
+    function.restype = ctypes.c_int
+    return int(function())
 
 
 def set_blas_threads(n: int) -> bool:
@@ -122,19 +115,27 @@ def set_blas_threads(n: int) -> bool:
         return True
     except ImportError:
         pass
+    function = _openblas_function("set_num_threads")
+    if function is None:
+        return False
+    function.argtypes = [ctypes.c_int]
+    function(int(n))
+    return True
+
+
+def _openblas_function(name: str):
+    """OpenBLAS's `name` function ("get_num_threads", ...) in the library NumPy loaded, under
+    any of its export names (SciPy's build, 64-bit integers, plain), or None."""
     for path in _loaded_libraries("openblas"):
         try:
             lib = ctypes.CDLL(path)
         except OSError:
             continue
-        for name in ("scipy_openblas_set_num_threads64_", "openblas_set_num_threads64_",
-                     "openblas_set_num_threads"):
-            function = getattr(lib, name, None)
+        for symbol in (f"scipy_openblas_{name}64_", f"openblas_{name}64_", f"openblas_{name}"):
+            function = getattr(lib, symbol, None)
             if function is not None:
-                function.argtypes = [ctypes.c_int]
-                function(int(n))
-                return True
-    return False
+                return function
+    return None
 
 
 def _loaded_libraries(fragment: str) -> list:
