@@ -6,58 +6,18 @@ and does all of the step's arithmetic in one node: one GEMM h W_hh^T forward, tw
 (for the previous state, and W_hh's term d_a^T h, which the engine gathers over all steps into
 one GEMM: autograd.OuterGrad). Shapes: B batch, H hidden; gate order as PyTorch.
 
-The elementwise work runs in place on a few buffers (`out=` and augmented assignment), since at
-these sizes it costs as much as the GEMMs. Gates use sigmoid(x) = (1 + tanh(x / 2)) / 2: one
-transcendental, never overflowing, exact to rounding in absolute terms.
-
-The formulas are the composite cells' (nn/cells.py); the tests hold both forms equal to 1e-10.
+The gate arithmetic is kernels.py's, shared with the whole-sequence form (sequence.py); here
+each step gets fresh buffers, since its node keeps them for backward. The formulas are the
+composite cells' (nn/cells.py); the tests hold the forms equal to 1e-10.
 """
 from __future__ import annotations
 
+from . import kernels
 from .autograd import OuterGrad, make
-from .backend import array_device, array_module
+from .backend import array_module
 from .tensor import Tensor
 
 __all__ = ["linear", "rnn_step", "lstm_step", "gru_step"]
-
-
-def _sigmoid_(xp, x) -> None:
-    """x <- sigmoid(x) in place, as (1 + tanh(x / 2)) / 2."""
-    x *= 0.5
-    xp.tanh(x, out=x)
-    x *= 0.5
-    x += 0.5
-
-
-_GATE_AFFINES: dict = {}
-
-
-def _lstm_gate_affine(like, n: int):
-    """(k, m), each (4n,) on like's device and dtype: 1/2 and 1/2 on the sigmoid gates i, f, o;
-    1 and 0 on g (cached)."""
-    xp, dtype = array_module(like), like.dtype
-    key = (array_device(like), n, dtype)
-    if key not in _GATE_AFFINES:
-        k = xp.full(4 * n, 0.5, dtype=dtype)
-        k[2 * n:3 * n] = 1.0
-        m = xp.full(4 * n, 0.5, dtype=dtype)
-        m[2 * n:3 * n] = 0.0
-        _GATE_AFFINES[key] = (k, m)
-    return _GATE_AFFINES[key]
-
-
-def _tanh_slope(xp, y):
-    """1 - y^2 for y = tanh(.), as (1 + y)(1 - y): exact near |y| = 1 where 1 - y*y is not."""
-    slope = xp.add(1, y)
-    slope *= 1 - y
-    return slope
-
-
-def _sigmoid_slope(s):
-    """s (1 - s) for s = sigmoid(.)."""
-    slope = 1 - s
-    slope *= s
-    return slope
 
 
 def linear(x: Tensor, w: Tensor, b: Tensor = None) -> Tensor:
@@ -95,7 +55,7 @@ def rnn_step(gx: Tensor, h: Tensor, w_hh: Tensor, nonlinearity: str = "tanh") ->
 
     def backward(g):
         if tanh:
-            d_pre = _tanh_slope(xp, out)
+            d_pre = kernels.tanh_slope(xp, out)
             d_pre *= g
         else:
             d_pre = xp.where(out > 0, g, 0)
@@ -117,39 +77,17 @@ def lstm_step(gx: Tensor, h: Tensor, c: Tensor, w_hh: Tensor) -> Tensor:
     """
     xp = array_module(h.data)
     hd, cd, w = h.data, c.data, w_hh.data
-    n = cd.shape[-1]
-    act = hd @ w.T  # the pre-activations a, turned into the gates in place, all columns at once:
-    act += gx.data  # sigmoid(a) = tanh(a/2)/2 + 1/2 on i, f, o and tanh(a) on g, as tanh(a k) k + m
-    scale, shift = _lstm_gate_affine(act, n)
-    act *= scale
-    xp.tanh(act, out=act)
-    act *= scale
-    act += shift
-    i, f, g_, o = act[:, :n], act[:, n:2 * n], act[:, 2 * n:3 * n], act[:, 3 * n:]
-    out = xp.empty((2, act.shape[0], n), dtype=act.dtype)
-    h_new, c_new = out[0], out[1]
-    xp.multiply(f, cd, out=c_new)
-    xp.multiply(i, g_, out=h_new)  # h_new as scratch for i * g
-    c_new += h_new
-    tanh_c = xp.tanh(c_new)
-    xp.multiply(o, tanh_c, out=h_new)
+    act = hd @ w.T
+    act += gx.data
+    out = xp.empty((2,) + cd.shape, dtype=act.dtype)
+    tanh_c = xp.empty_like(out[1])
+    kernels.lstm_forward(xp, act, cd, out[0], out[1], tanh_c)
 
     def backward(gs):
-        dh = gs[0]
-        dc = _tanh_slope(xp, tanh_c)
-        dc *= o
-        dc *= dh
-        dc += gs[1]
-        slope = 1 - act  # s(1 - s) on the sigmoid gates, then (1 + g)(1 - g) on g
-        slope *= act
-        xp.add(1, g_, out=slope[:, 2 * n:3 * n])
-        slope[:, 2 * n:3 * n] *= 1 - g_
-        d_a = xp.empty_like(act)  # the upstream factor of each gate, times its slope
-        xp.multiply(dc, g_, out=d_a[:, :n])
-        xp.multiply(dc, cd, out=d_a[:, n:2 * n])
-        xp.multiply(dc, i, out=d_a[:, 2 * n:3 * n])
-        xp.multiply(dh, tanh_c, out=d_a[:, 3 * n:])
-        d_a *= slope
+        dc = gs[1].copy()
+        d_a = xp.empty_like(act)
+        kernels.lstm_backward(xp, act, cd, tanh_c, gs[0], dc, d_a)
+        f = act[:, cd.shape[-1]:2 * cd.shape[-1]]
         return (d_a,
                 d_a @ w if h.requires_grad else None,
                 dc * f if c.requires_grad else None,
@@ -174,32 +112,16 @@ def gru_step(gx: Tensor, h: Tensor, w_hh: Tensor, b_hh: Tensor = None) -> Tensor
     a = hd @ w.T
     if b_hh is not None:
         a += b_hh.data
-    rz = gxd[:, :2 * n_] + a[:, :2 * n_]
-    _sigmoid_(xp, rz)
-    r, z = rz[:, :n_], rz[:, n_:]
+    gates = xp.empty_like(gxd)
+    out = xp.empty_like(hd)
+    kernels.gru_forward(xp, gxd, a, hd, gates, out)
     a_n = a[:, 2 * n_:].copy()  # backward needs only this third of a: let the rest go
-    n = r * a_n
-    n += gxd[:, 2 * n_:]
-    xp.tanh(n, out=n)
-    out = hd - n
-    out *= z
-    out += n
 
     def backward(g):
-        d_gx = xp.empty_like(gxd)
-        d_r, d_z, d_n = d_gx[:, :n_], d_gx[:, n_:2 * n_], d_gx[:, 2 * n_:]
-        xp.subtract(1, z, out=d_n)
-        d_n *= g
-        d_n *= _tanh_slope(xp, n)
-        xp.multiply(d_n, a_n, out=d_r)
-        d_r *= _sigmoid_slope(r)
-        xp.subtract(hd, n, out=d_z)
-        d_z *= g
-        d_z *= _sigmoid_slope(z)
-        d_a = d_gx.copy()
-        d_a[:, 2 * n_:] *= r
+        d_gx, d_a = xp.empty_like(gxd), xp.empty_like(gxd)
+        kernels.gru_backward(xp, gates, a_n, hd, g, d_gx, d_a)
         grads = (d_gx,
-                 g * z + d_a @ w if h.requires_grad else None,
+                 g * gates[:, n_:2 * n_] + d_a @ w if h.requires_grad else None,
                  OuterGrad(d_a, hd) if w_hh.requires_grad else None)
         return grads if b_hh is None else grads + (d_a.sum(axis=0),)
     inputs = (gx, h, w_hh) if b_hh is None else (gx, h, w_hh, b_hh)

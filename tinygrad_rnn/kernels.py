@@ -1,0 +1,148 @@
+"""The gate arithmetic of one recurrent step on backend arrays, forward and backward, in place.
+
+These are the fused cells' kernels, written once and run by two graph granularities: fused.py
+makes one node per time step (fresh buffers each step), sequence.py one node per layer and
+direction (slices of buffers allocated once for all steps). The GEMMs stay with the callers, who
+know where their operands live. Shapes: B batch, H hidden; gate order as PyTorch's; every
+output buffer is the caller's, and a kernel writes nothing else but small temporaries.
+
+At these sizes the elementwise work costs as much as the GEMMs, so it runs in place (`out=` and
+augmented assignment). Sigmoid is computed as (1 + tanh(x / 2)) / 2: one transcendental, never
+overflowing, exact to rounding in absolute terms.
+"""
+from __future__ import annotations
+
+from .backend import array_device, array_module
+
+__all__ = ["sigmoid_", "tanh_slope", "sigmoid_slope", "lstm_forward", "lstm_backward", "gru_forward",
+           "gru_backward"]
+
+
+def sigmoid_(xp, x) -> None:
+    """x <- sigmoid(x) in place, as (1 + tanh(x / 2)) / 2."""
+    x *= 0.5
+    xp.tanh(x, out=x)
+    x *= 0.5
+    x += 0.5
+
+
+def tanh_slope(xp, y):
+    """1 - y^2 for y = tanh(.), as (1 + y)(1 - y): exact near |y| = 1 where 1 - y*y is not."""
+    slope = xp.add(1, y)
+    slope *= 1 - y
+    return slope
+
+
+def sigmoid_slope(s):
+    """s (1 - s) for s = sigmoid(.)."""
+    slope = 1 - s
+    slope *= s
+    return slope
+
+
+_GATE_AFFINES: dict = {}
+
+
+def _lstm_gate_affine(like, n: int):
+    """(k, m), each (4n,) on like's device and dtype: 1/2 and 1/2 on the sigmoid gates i, f, o;
+    1 and 0 on g (cached)."""
+    xp, dtype = array_module(like), like.dtype
+    key = (array_device(like), n, dtype)
+    if key not in _GATE_AFFINES:
+        k = xp.full(4 * n, 0.5, dtype=dtype)
+        k[2 * n:3 * n] = 1.0
+        m = xp.full(4 * n, 0.5, dtype=dtype)
+        m[2 * n:3 * n] = 0.0
+        _GATE_AFFINES[key] = (k, m)
+    return _GATE_AFFINES[key]
+
+
+def lstm_forward(xp, act, c, h_out, c_out, tanh_c_out) -> None:
+    """One LSTM step after its GEMM.   act: (B, 4H); c, h_out, c_out, tanh_c_out: (B, H)
+
+    act holds the pre-activations a = gx + h W_hh^T = [a_i, a_f, a_g, a_o] on entry and the
+    gates [i, f, g, o] on exit: i, f, o = sigmoid(a_i, a_f, a_o), g = tanh(a_g), all columns in
+    one pass as tanh(a k) k + m. Then c' = f * c + i * g -> c_out, tanh(c') -> tanh_c_out,
+    h' = o * tanh(c') -> h_out.
+    """
+    n = c.shape[-1]
+    scale, shift = _lstm_gate_affine(act, n)
+    act *= scale
+    xp.tanh(act, out=act)
+    act *= scale
+    act += shift
+    i, f, g, o = act[:, :n], act[:, n:2 * n], act[:, 2 * n:3 * n], act[:, 3 * n:]
+    xp.multiply(f, c, out=c_out)
+    xp.multiply(i, g, out=h_out)  # h_out as scratch for i * g
+    c_out += h_out
+    xp.tanh(c_out, out=tanh_c_out)
+    xp.multiply(o, tanh_c_out, out=h_out)
+
+
+def lstm_backward(xp, act, c, tanh_c, dh, dc, d_a) -> None:
+    """The gradient of one LSTM step's pre-activations.   act, d_a: (B, 4H); the rest (B, H)
+
+    act: the gates [i, f, g, o]; c: the previous cell state; tanh_c: tanh(c'); dh: dL/dh'.
+    dc holds dL/dc' from later on entry and, on exit, all of it, with the path through h':
+    dc += dh * o * (1 - tanh(c')^2). Then
+    d_a = [dc * g * i(1 - i),  dc * c * f(1 - f),  dc * i * (1 - g^2),  dh * tanh(c') * o(1 - o)].
+    The caller forms d_h = d_a W_hh and d_c = dc * f.
+    """
+    n = c.shape[-1]
+    i, f, g, o = act[:, :n], act[:, n:2 * n], act[:, 2 * n:3 * n], act[:, 3 * n:]
+    through_h = tanh_slope(xp, tanh_c)
+    through_h *= o
+    through_h *= dh
+    dc += through_h
+    slope = 1 - act  # s(1 - s) on the sigmoid gates, then (1 + g)(1 - g) on g
+    slope *= act
+    xp.add(1, g, out=slope[:, 2 * n:3 * n])
+    slope[:, 2 * n:3 * n] *= 1 - g
+    xp.multiply(dc, g, out=d_a[:, :n])  # the upstream factor of each gate, times its slope
+    xp.multiply(dc, c, out=d_a[:, n:2 * n])
+    xp.multiply(dc, i, out=d_a[:, 2 * n:3 * n])
+    xp.multiply(dh, tanh_c, out=d_a[:, 3 * n:])
+    d_a *= slope
+
+
+def gru_forward(xp, gx, a, h, gates, h_out) -> None:
+    """One GRU step after its GEMM.   gx, a, gates: (B, 3H); h, h_out: (B, H)
+
+    gx = x W_ih^T + b_ih and a = h W_hh^T + b_hh, each [_r, _z, _n]; gates may be gx itself.
+    r = sigmoid(gx_r + a_r);  z = sigmoid(gx_z + a_z);  n = tanh(gx_n + r * a_n) -> gates [r, z, n];
+    h' = (1 - z) * n + z * h = n + z * (h - n) -> h_out.
+    """
+    n_ = h.shape[-1]
+    rz = gates[:, :2 * n_]
+    xp.add(gx[:, :2 * n_], a[:, :2 * n_], out=rz)
+    sigmoid_(xp, rz)
+    r, z, n = rz[:, :n_], rz[:, n_:], gates[:, 2 * n_:]
+    xp.multiply(r, a[:, 2 * n_:], out=h_out)  # h_out as scratch for r * a_n
+    xp.add(gx[:, 2 * n_:], h_out, out=n)
+    xp.tanh(n, out=n)
+    xp.subtract(h, n, out=h_out)
+    h_out *= z
+    h_out += n
+
+
+def gru_backward(xp, gates, a_n, h, dh, d_gx, d_a) -> None:
+    """The gradients of one GRU step's two GEMM outputs.   gates, d_gx, d_a: (B, 3H); a_n, h, dh: (B, H)
+
+    gates: [r, z, n]; a_n: the n-block of h W_hh^T + b_hh; h: the previous state; dh: dL/dh'.
+    dn = dh (1 - z)(1 - n^2);  dz = dh (h - n) z(1 - z);  dr = dn a_n r(1 - r)
+    d_gx = [dr, dz, dn] (for gx);  d_a = [dr, dz, dn * r] (for a).
+    The caller forms d_h = dh * z + d_a W_hh.
+    """
+    n_ = h.shape[-1]
+    r, z, n = gates[:, :n_], gates[:, n_:2 * n_], gates[:, 2 * n_:]
+    d_r, d_z, d_n = d_gx[:, :n_], d_gx[:, n_:2 * n_], d_gx[:, 2 * n_:]
+    xp.subtract(1, z, out=d_n)
+    d_n *= dh
+    d_n *= tanh_slope(xp, n)
+    xp.multiply(d_n, a_n, out=d_r)
+    d_r *= sigmoid_slope(r)
+    xp.subtract(h, n, out=d_z)
+    d_z *= dh
+    d_z *= sigmoid_slope(z)
+    d_a[...] = d_gx
+    d_a[:, 2 * n_:] *= r
