@@ -17,6 +17,8 @@ from tinygrad_rnn import nn
 
 KINDS = ["rnn_tanh", "rnn_relu", "lstm", "gru"]
 FORMS = pytest.mark.parametrize("fused", [True, False], ids=["fused", "composite"])
+LAYER_FORMS = pytest.mark.parametrize("fused", [True, False, "sequence"], ids=["fused", "composite", "sequence"])
+FAST_FORMS = pytest.mark.parametrize("form", [True, "sequence"], ids=["fused", "sequence"])
 
 
 # ---------------------------------------------------------------- helpers
@@ -119,13 +121,14 @@ def randomize_learned_states(model):
 LAYER_GRID = list(itertools.product(KINDS, [1, 2], [False, True], [False, True], [True, False]))
 
 
+@FAST_FORMS
 @pytest.mark.parametrize("with_hx", [False, True], ids=["no_hx", "hx"])
 @pytest.mark.parametrize("kind,layers,bidirectional,batch_first,bias", LAYER_GRID,
                          ids=["-".join(map(str, row)) for row in LAYER_GRID])
-def test_fused_equals_composite(kind, layers, bidirectional, batch_first, bias, with_hx, device):
+def test_fused_equals_composite(kind, layers, bidirectional, batch_first, bias, with_hx, form, device):
     options = dict(num_layers=layers, bidirectional=bidirectional, batch_first=batch_first, bias=bias,
                    dtype=np.float64, device=device)
-    fused = make_layer(kind, 3, 4, fused=True, **options)
+    fused = make_layer(kind, 3, 4, fused=form, **options)
     composite = make_layer(kind, 3, 4, fused=False, **options)
     composite.load_state_dict(fused.state_dict())
     T, B, D = 5, 2, 2 if bidirectional else 1
@@ -139,10 +142,11 @@ def test_fused_equals_composite(kind, layers, bidirectional, batch_first, bias, 
     assert_same(results(fused), results(composite), rtol=1e-10, atol=1e-10)
 
 
+@FAST_FORMS
 @pytest.mark.parametrize("kind", KINDS)
-def test_fused_equals_composite_learn_init(kind, device):
+def test_fused_equals_composite_learn_init(kind, form, device):
     options = dict(num_layers=2, bidirectional=True, learn_init=True, dtype=np.float64, device=device)
-    fused = randomize_learned_states(make_layer(kind, 3, 4, fused=True, **options))
+    fused = randomize_learned_states(make_layer(kind, 3, 4, fused=form, **options))
     composite = make_layer(kind, 3, 4, fused=False, **options)
     composite.load_state_dict(fused.state_dict())
 
@@ -188,7 +192,7 @@ def test_cell_gradcheck(kind, fused, device):
     assert tr.gradcheck(fn, [xs, *states, *cell.parameters()], atol=1e-6, rtol=1e-5)
 
 
-@FORMS
+@LAYER_FORMS
 @pytest.mark.parametrize("layers,bidirectional", [(1, False), (2, True)], ids=["L1", "L2-bi"])
 @pytest.mark.parametrize("kind", KINDS)
 def test_layer_gradcheck(kind, layers, bidirectional, fused, device):
@@ -237,7 +241,7 @@ def textbook_bptt(x, y, h0, U, W, b, V, c):
     return L, dU, dW, db, dV, dc
 
 
-@FORMS
+@LAYER_FORMS
 def test_bptt_equals_textbook(fused, device):
     T, I, H, K = 7, 3, 5, 4
     rng = np.random.default_rng(2024)

@@ -3,7 +3,7 @@
 Every configuration is loaded with PyTorch's weights, run forward on the recorded input, and
 differentiated through the recorded weighted-sum loss; outputs, final states, the loss and every
 gradient (input, initial states, each parameter) must agree to 1e-6 relative in float64, in
-both the fused and the composite form. No PyTorch needed: make_torch_golden.py wrote the data.
+each form (fused per step, composite, and for layers the whole-sequence form). No PyTorch needed: make_torch_golden.py wrote the data.
 """
 import json
 from pathlib import Path
@@ -63,9 +63,13 @@ def close(obtained, expected, what):
     np.testing.assert_allclose(obtained, expected, rtol=1e-6, atol=1e-9, err_msg=what)
 
 
-@pytest.mark.parametrize("fused", [True, False], ids=["fused", "composite"])
-@pytest.mark.parametrize("config", CONFIGS, ids=[c["name"] for c in CONFIGS])
-def test_matches_pytorch(config, fused, golden):
+FORMS = {"fused": True, "composite": False, "sequence": "sequence"}  # cells have no sequence form
+CASES = [(c, form) for c in CONFIGS for form in FORMS if not (form == "sequence" and c["form"] == "cell")]
+
+
+@pytest.mark.parametrize("config,form", CASES, ids=[f"{c['name']}-{form}" for c, form in CASES])
+def test_matches_pytorch(config, form, golden):
+    fused = FORMS[form]
     name = config["name"]
     arrays = {key[len(name) + 1:]: value for key, value in golden.items() if key.startswith(name + "/")}
     module = build(config, fused)

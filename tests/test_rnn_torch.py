@@ -19,6 +19,10 @@ DIRECTIONS = ["torch_to_ours", "ours_to_torch"]
 # the composite form only in float64: test_rnn.py holds it equal to the fused form to 1e-10
 VARIANTS = pytest.mark.parametrize("dtype,fused", [("float64", True), ("float64", False), ("float32", True)],
                                    ids=["float64-fused", "float64-composite", "float32-fused"])
+LAYER_VARIANTS = pytest.mark.parametrize(
+    "dtype,fused", [("float64", True), ("float64", False), ("float32", True), ("float64", "sequence"),
+                    ("float32", "sequence")],
+    ids=["float64-fused", "float64-composite", "float32-fused", "float64-sequence", "float32-sequence"])
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -122,7 +126,7 @@ def config_id(row):
     return f"L{layers}" + "-bi" * bi + "-bf" * bf + "-nobias" * (not bias) + "-unbatched" * unbatched + "-hx" * hx
 
 
-@VARIANTS
+@LAYER_VARIANTS
 @pytest.mark.parametrize("direction", DIRECTIONS)
 @pytest.mark.parametrize("config", LAYER_CONFIGS, ids=config_id)
 @pytest.mark.parametrize("kind", KINDS)

@@ -81,16 +81,15 @@ def lstm_step(gx: Tensor, h: Tensor, c: Tensor, w_hh: Tensor) -> Tensor:
     act += gx.data
     out = xp.empty((2,) + cd.shape, dtype=act.dtype)
     tanh_c = xp.empty_like(out[1])
-    kernels.lstm_forward(xp, act, cd, out[0], out[1], tanh_c)
+    kernels.lstm_forward(xp, act, cd, out[0], out[1], tanh_c, kernels.lstm_gate_affine(act, cd.shape[-1]))
 
     def backward(gs):
-        dc = gs[1].copy()
+        dc = gs[1].copy()  # dL/dc', then dL/dc
         d_a = xp.empty_like(act)
-        kernels.lstm_backward(xp, act, cd, tanh_c, gs[0], dc, d_a)
-        f = act[:, cd.shape[-1]:2 * cd.shape[-1]]
+        kernels.lstm_backward(xp, act, cd, tanh_c, gs[0], dc, d_a, xp.empty_like(act))
         return (d_a,
                 d_a @ w if h.requires_grad else None,
-                dc * f if c.requires_grad else None,
+                dc,
                 OuterGrad(d_a, hd) if w_hh.requires_grad else None)
     return make(out, (gx, h, c, w_hh), backward, "lstm_step")
 

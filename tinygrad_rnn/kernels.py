@@ -14,8 +14,8 @@ from __future__ import annotations
 
 from .backend import array_device, array_module
 
-__all__ = ["sigmoid_", "tanh_slope", "sigmoid_slope", "lstm_forward", "lstm_backward", "gru_forward",
-           "gru_backward"]
+__all__ = ["sigmoid_", "tanh_slope", "sigmoid_slope", "lstm_gate_affine", "lstm_forward", "lstm_backward",
+           "gru_forward", "gru_backward"]
 
 
 def sigmoid_(xp, x) -> None:
@@ -43,9 +43,9 @@ def sigmoid_slope(s):
 _GATE_AFFINES: dict = {}
 
 
-def _lstm_gate_affine(like, n: int):
+def lstm_gate_affine(like, n: int):
     """(k, m), each (4n,) on like's device and dtype: 1/2 and 1/2 on the sigmoid gates i, f, o;
-    1 and 0 on g (cached)."""
+    1 and 0 on g (cached; callers that run many steps look it up once)."""
     xp, dtype = array_module(like), like.dtype
     key = (array_device(like), n, dtype)
     if key not in _GATE_AFFINES:
@@ -57,16 +57,16 @@ def _lstm_gate_affine(like, n: int):
     return _GATE_AFFINES[key]
 
 
-def lstm_forward(xp, act, c, h_out, c_out, tanh_c_out) -> None:
+def lstm_forward(xp, act, c, h_out, c_out, tanh_c_out, affine) -> None:
     """One LSTM step after its GEMM.   act: (B, 4H); c, h_out, c_out, tanh_c_out: (B, H)
 
     act holds the pre-activations a = gx + h W_hh^T = [a_i, a_f, a_g, a_o] on entry and the
     gates [i, f, g, o] on exit: i, f, o = sigmoid(a_i, a_f, a_o), g = tanh(a_g), all columns in
-    one pass as tanh(a k) k + m. Then c' = f * c + i * g -> c_out, tanh(c') -> tanh_c_out,
-    h' = o * tanh(c') -> h_out.
+    one pass as tanh(a k) k + m, with (k, m) = affine = lstm_gate_affine(act, H).
+    Then c' = f * c + i * g -> c_out, tanh(c') -> tanh_c_out, h' = o * tanh(c') -> h_out.
     """
     n = c.shape[-1]
-    scale, shift = _lstm_gate_affine(act, n)
+    scale, shift = affine
     act *= scale
     xp.tanh(act, out=act)
     act *= scale
@@ -79,30 +79,35 @@ def lstm_forward(xp, act, c, h_out, c_out, tanh_c_out) -> None:
     xp.multiply(o, tanh_c_out, out=h_out)
 
 
-def lstm_backward(xp, act, c, tanh_c, dh, dc, d_a) -> None:
-    """The gradient of one LSTM step's pre-activations.   act, d_a: (B, 4H); the rest (B, H)
+def lstm_backward(xp, act, c, tanh_c, dh, dc, d_a, slope) -> None:
+    """One LSTM step backward, but for its GEMM.   act, d_a, slope: (B, 4H); the rest (B, H)
 
-    act: the gates [i, f, g, o]; c: the previous cell state; tanh_c: tanh(c'); dh: dL/dh'.
-    dc holds dL/dc' from later on entry and, on exit, all of it, with the path through h':
-    dc += dh * o * (1 - tanh(c')^2). Then
-    d_a = [dc * g * i(1 - i),  dc * c * f(1 - f),  dc * i * (1 - g^2),  dh * tanh(c') * o(1 - o)].
-    The caller forms d_h = d_a W_hh and d_c = dc * f.
+    act: the gates [i, f, g, o]; c: the previous cell state; tanh_c: tanh(c'); dh: dL/dh';
+    dc: dL/dc' from later steps. With dc_all = dc + dh * o * (1 - tanh(c')^2), writes
+    d_a = [dc_all * g * i(1 - i),  dc_all * c * f(1 - f),  dc_all * i * (1 - g^2),  dh * tanh(c') * o(1 - o)]
+    and leaves dL/dc = dc_all * f in dc. The caller forms d_h = d_a W_hh. slope is scratch (the
+    gates' slopes); the slots of d_a serve as scratch too until they are written.
     """
     n = c.shape[-1]
     i, f, g, o = act[:, :n], act[:, n:2 * n], act[:, 2 * n:3 * n], act[:, 3 * n:]
-    through_h = tanh_slope(xp, tanh_c)
-    through_h *= o
-    through_h *= dh
-    dc += through_h
-    slope = 1 - act  # s(1 - s) on the sigmoid gates, then (1 + g)(1 - g) on g
-    slope *= act
+    d_i, d_f, d_g, d_o = d_a[:, :n], d_a[:, n:2 * n], d_a[:, 2 * n:3 * n], d_a[:, 3 * n:]
+    xp.subtract(1, act, out=slope)  # s(1 - s) on the sigmoid gates, then (1 + g)(1 - g) on g:
+    slope *= act                    # the product form is exact near |g| = 1, where 1 - g*g is not
     xp.add(1, g, out=slope[:, 2 * n:3 * n])
-    slope[:, 2 * n:3 * n] *= 1 - g
-    xp.multiply(dc, g, out=d_a[:, :n])  # the upstream factor of each gate, times its slope
-    xp.multiply(dc, c, out=d_a[:, n:2 * n])
-    xp.multiply(dc, i, out=d_a[:, 2 * n:3 * n])
-    xp.multiply(dh, tanh_c, out=d_a[:, 3 * n:])
+    xp.subtract(1, g, out=d_g)
+    slope[:, 2 * n:3 * n] *= d_g
+    xp.add(1, tanh_c, out=d_o)  # dc += dh * o * (1 + tanh c')(1 - tanh c')
+    xp.subtract(1, tanh_c, out=d_i)
+    d_o *= d_i
+    d_o *= o
+    d_o *= dh
+    dc += d_o
+    xp.multiply(dc, g, out=d_i)  # the upstream factor of each gate, times its slope
+    xp.multiply(dc, c, out=d_f)
+    xp.multiply(dc, i, out=d_g)
+    xp.multiply(dh, tanh_c, out=d_o)
     d_a *= slope
+    dc *= f
 
 
 def gru_forward(xp, gx, a, h, gates, h_out) -> None:

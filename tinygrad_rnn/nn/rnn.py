@@ -13,14 +13,19 @@ then the _reverse ones, then layer 1, ...), so state_dicts move between the two 
 With learn_init=True the initial states are parameters h0 (and c0), (L*D, H), broadcast over the
 batch when forward gets no hx (a given hx takes precedence); they are the only state_dict keys
 PyTorch's layers lack (drop them before loading into PyTorch).
-Each step runs inside time_step(t) and the scope "l{k}" (plus ".reverse"), so the graph knows
-where every node belongs; the per-step states are the nodes named "h" (and "c").
+Three forms compute the same numbers: fused=True (the default) makes one node per time step with
+a hand-derived backward (fused.py); fused=False builds every gate from elementary ops
+(nn/cells.py), a node each; fused="sequence" runs each layer and direction as one node over the
+whole sequence (sequence.py), the fastest and leanest, but with no steps for the drawings and
+the gradient tracer to show. In the first two, each step runs inside time_step(t) and the
+scope "l{k}" (plus ".reverse"), so the graph knows where every node belongs; the per-step
+states are the nodes named "h" (and "c").
 """
 from __future__ import annotations
 
 import math
 
-from .. import autograd, fused, ops
+from .. import autograd, fused, ops, sequence
 from .. import functional as F
 from ..factories import zeros
 from ..tensor import Tensor
@@ -32,7 +37,7 @@ __all__ = ["RNN", "LSTM", "GRU"]
 
 
 class _Recurrent(Module):
-    """What RNN, LSTM and GRU share; subclasses give `gates`, `states` and `_step`."""
+    """What RNN, LSTM and GRU share; subclasses give `gates`, `states`, `_step` and `_sequence`."""
     gates = 1   # G: blocks of H rows in weight_ih / weight_hh
     states = 1  # 1 (h) or 2 (h, c)
     bias_hh_in_step = False  # the GRU's b_hh acts inside the reset gate, not in the projection
@@ -45,6 +50,9 @@ class _Recurrent(Module):
         if input_size <= 0 or hidden_size <= 0 or num_layers <= 0:
             raise ValueError(f"{name}: input_size, hidden_size and num_layers must be positive, "
                              f"got {input_size}, {hidden_size}, {num_layers}")
+        if fused not in (True, False, "sequence"):
+            raise ValueError(f"{name}: fused must be True (one node per time step), False (every gate a node) "
+                             f"or 'sequence' (one node per layer and direction), got {fused!r}")
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"{name}: dropout must be in [0, 1), got {dropout}")
         self.input_size, self.hidden_size, self.num_layers = input_size, hidden_size, num_layers
@@ -111,6 +119,8 @@ class _Recurrent(Module):
     def _direction(self, x: Tensor, state: tuple, layer: int, reverse: bool):
         """Run one layer in one direction over all T steps: (outputs (T, B, H), final state)."""
         w_ih, w_hh, b_ih, b_hh = self.weights(layer, reverse)
+        if self.fused == "sequence":
+            return self._sequence(x, state, w_ih, w_hh, b_ih, b_hh, reverse)
         steps = x.shape[0]
         inputs = self._projection(x, w_ih, b_ih, b_hh) if self.fused else x
         outputs = [None] * steps
@@ -192,7 +202,7 @@ class _Recurrent(Module):
         for key, default in (("num_layers", 1), ("bias", True), ("batch_first", False), ("dropout", 0.0),
                              ("bidirectional", False), ("fused", True), ("learn_init", False)):
             if getattr(self, key) != default:
-                options.append(f"{key}={getattr(self, key)}")
+                options.append(f"{key}={getattr(self, key)!r}")
         return ", ".join(options)
 
 
@@ -218,6 +228,9 @@ class RNN(_Recurrent):
             return (h,)
         return (rnn_cell(inp, state[0], w_ih, w_hh, b_ih, b_hh, self.nonlinearity),)
 
+    def _sequence(self, x, state, w_ih, w_hh, b_ih, b_hh, reverse) -> tuple:
+        return sequence.rnn(x, state[0], w_ih, w_hh, b_ih, b_hh, self.nonlinearity, reverse)
+
 
 class LSTM(_Recurrent):
     """Long short-term memory (gates i, f, g, o; equations in nn/cells.lstm_cell).
@@ -231,6 +244,9 @@ class LSTM(_Recurrent):
         if self.fused:
             return split_lstm_state(fused.lstm_step(inp, h, c, w_hh))
         return lstm_cell(inp, h, c, w_ih, w_hh, b_ih, b_hh)
+
+    def _sequence(self, x, state, w_ih, w_hh, b_ih, b_hh, reverse) -> tuple:
+        return sequence.lstm(x, *state, w_ih, w_hh, b_ih, b_hh, reverse)
 
 
 class GRU(_Recurrent):
@@ -246,3 +262,6 @@ class GRU(_Recurrent):
             h.name = "h"
             return (h,)
         return (gru_cell(inp, state[0], w_ih, w_hh, b_ih, b_hh),)
+
+    def _sequence(self, x, state, w_ih, w_hh, b_ih, b_hh, reverse) -> tuple:
+        return sequence.gru(x, state[0], w_ih, w_hh, b_ih, b_hh, reverse)

@@ -71,6 +71,10 @@ def trace_gradients(model, x, loss_fn, hx=None, jacobians: bool = True,
         raise ValueError(f"trace_gradients: loss_fn must return a scalar Tensor, got shape {loss.shape}")
     rows = state_nodes(loss)
     if not rows:
+        if any(node.op.endswith("_sequence") for node in autograd.topological_order(loss)):
+            raise ValueError("trace_gradients: the model's recurrent layers run as whole-sequence nodes "
+                             "(fused='sequence'), which have no per-step states to trace; build them with "
+                             "fused=True (or False) and load the same state_dict")
         raise ValueError("trace_gradients: the loss does not depend on any state node named 'h' stamped with a "
                          "time step; is the model an nn.RNN/LSTM/GRU (or built with time_step and named states)?")
     record = autograd.node_grads(loss)

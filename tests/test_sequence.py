@@ -1,0 +1,89 @@
+"""The whole-sequence form (fused="sequence", tinygrad_rnn/sequence.py) beyond its equality with
+the other forms and with PyTorch (test_rnn.py, test_rnn_golden.py, test_rnn_torch.py): its graph,
+a retained graph, dropout between layers, float32, and what it refuses."""
+import collections
+
+import numpy as np
+import pytest
+
+import tinygrad_rnn as tr
+from tinygrad_rnn import nn
+from tinygrad_rnn.trace import trace_gradients
+
+from test_rnn import KINDS, make_layer, run_layer, walk, weighted_sum, unpack_final
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_one_node_per_layer_and_direction(kind, device):
+    """The graph has L * D sequence nodes and the same number of nodes whatever T is."""
+    sizes = []
+    for T in (3, 40):
+        model = make_layer(kind, 3, 4, num_layers=2, bidirectional=True, fused="sequence", device=device)
+        output, final = model(tr.randn(T, 2, 3, device=device))
+        nodes = walk([output, *unpack_final(kind, final)])
+        ops = collections.Counter(node.op for node in nodes)
+        assert sum(n for op, n in ops.items() if op.endswith("_sequence")) == 4, ops
+        assert all(node.step is None for node in nodes)
+        sizes.append(len(nodes))
+    assert sizes[0] == sizes[1]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_backward_leaves_the_saved_buffers_intact(kind, device):
+    """A retained graph gives the same gradients twice (so exactly double after two backwards),
+    and backward writes nothing into what forward kept."""
+    model = make_layer(kind, 3, 4, bidirectional=True, fused="sequence", dtype=np.float64, device=device)
+    x = tr.Tensor(np.random.default_rng(0).standard_normal((6, 2, 3)), requires_grad=True, device=device)
+    output, final = model(x)
+    before = output.numpy().copy()
+    loss = weighted_sum((output, *unpack_final(kind, final)))
+    loss.backward(retain_graph=True)
+    once = {name: p.grad.numpy().copy() for name, p in model.named_parameters()}
+    loss.backward()
+    np.testing.assert_array_equal(output.numpy(), before)
+    for name, p in model.named_parameters():
+        np.testing.assert_array_equal(p.grad.numpy(), 2 * once[name], err_msg=name)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_dropout_between_layers_matches_the_per_step_form(kind, device):
+    """The dropout masks are drawn in the same order, so with one seed both forms agree."""
+    results = []
+    for form in (True, "sequence"):
+        tr.manual_seed(5)
+        model = make_layer(kind, 3, 4, num_layers=3, dropout=0.5, fused=form, dtype=np.float64, device=device)
+        x = tr.Tensor(np.random.default_rng(1).standard_normal((5, 2, 3)), requires_grad=True, device=device)
+        results.append(run_layer(model, kind, x, []))
+    for key in results[0]:
+        np.testing.assert_allclose(results[1][key], results[0][key], rtol=1e-10, atol=1e-12, err_msg=key)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_float32_agrees_with_float64(kind, device):
+    results = {}
+    for dtype in (np.float64, np.float32):
+        tr.manual_seed(2)
+        model = make_layer(kind, 3, 8, num_layers=2, fused="sequence", dtype=np.float64, device=device)
+        model = model.to(dtype=dtype)
+        x = tr.Tensor(np.random.default_rng(3).standard_normal((12, 4, 3)), requires_grad=True, dtype=dtype,
+                      device=device)
+        results[dtype] = run_layer(model, kind, x, [])
+    for key, expected in results[np.float64].items():
+        obtained = results[np.float32][key]
+        assert obtained.dtype == np.float32, key
+        np.testing.assert_allclose(obtained, expected, rtol=2e-4, atol=2e-5, err_msg=key)
+
+
+def test_fused_must_be_one_of_three_forms():
+    with pytest.raises(ValueError, match=r"fused must be True .* or 'sequence'.*got 'seq'"):
+        nn.LSTM(3, 4, fused="seq")
+
+
+def test_trace_says_to_use_a_per_step_form():
+    model = nn.GRU(3, 4, fused="sequence")
+    with pytest.raises(ValueError, match=r"fused='sequence'.*fused=True"):
+        trace_gradients(model, tr.randn(5, 2, 3), lambda output, state: output.sum())
+
+
+def test_repr_names_the_form():
+    assert "fused='sequence'" in repr(nn.RNN(3, 4, fused="sequence"))

@@ -1,0 +1,258 @@
+"""Whole-sequence fused layers: one graph node runs one layer in one direction over all T steps.
+
+The per-step fused form (fused.py) makes a node per time step, so the graph shows every step to
+the drawings and the gradient tracer. This form is the one cuDNN's kernels take instead: the
+node's forward allocates every buffer backward needs once, for all steps, and its backward walks
+the steps in reverse and forms each weight's gradient as one GEMM over all of them:
+
+    forward:  gx = X W_ih^T + b for all T steps             1 GEMM   (T*B, I) @ (I, G*H)
+              a_t = gx_t + h_{t-1} W_hh^T, then the gates     T GEMMs  (B, H) @ (H, G*H)
+    backward: dh_{t-1} from d_a_t W_hh                        T GEMMs  (B, G*H) @ (G*H, H)
+              dW_hh = d_A^T H_prev, dW_ih = d_GX^T X, dX = d_GX W_ih   3 GEMMs over all steps
+
+with G = 1 (RNN), 4 (LSTM) or 3 (GRU). What it keeps is what a hand-written BPTT keeps (the
+gates, the states; the LSTM's tanh(c) too; the GRU's a_n), the gates written in place into the
+projection's buffer. Forward runs kernels.py's gate arithmetic, the per-step form's. Backward
+first computes, for all steps at once, every factor of d_a that does not depend on the gradient
+flowing back in time (the gates' slopes times what multiplies them), so that the loop over the
+steps is left with a few multiplies and one GEMM each: at small sizes every NumPy call counts.
+The price: no per-step nodes, so draw and trace with fused=True (or False) instead.
+
+The node's output holds the states of all steps in time order, with the initial state in an
+extra row: S (T + 1, B, H) (the LSTM: (2, T + 1, B, H), h then c). Going forward, h_t is row
+t + 1 and the initial state row 0; in reverse, h_t is row t and the initial state row T. So the
+step at t reads row t + r and writes row t + 1 - r (r = 1 in reverse, else 0), the outputs are
+rows 1..T (or 0..T-1) and the states the steps read rows 0..T-1 (or 1..T): contiguous both ways.
+"""
+from __future__ import annotations
+
+from . import kernels
+from .autograd import make
+from .backend import array_module
+from .tensor import Tensor
+
+__all__ = ["rnn", "lstm", "gru"]
+
+
+def rnn(x: Tensor, h0: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Tensor = None, b_hh: Tensor = None,
+        nonlinearity: str = "tanh", reverse: bool = False) -> tuple:
+    """An Elman layer over a sequence: h_t = act(x_t W_ih^T + b_ih + h_{t-1} W_hh^T + b_hh).
+    x: (T, B, I); h0: (B, H) -> (output (T, B, H), (h_n,))"""
+    states = _rnn_node(x, h0, w_ih, w_hh, _bias(b_ih, b_hh), nonlinearity, reverse)
+    return _outputs(states, reverse), (_final(states, reverse),)
+
+
+def lstm(x: Tensor, h0: Tensor, c0: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Tensor = None,
+         b_hh: Tensor = None, reverse: bool = False) -> tuple:
+    """An LSTM layer over a sequence (equations in kernels.lstm_forward).
+    x: (T, B, I); h0, c0: (B, H) -> (output (T, B, H), (h_n, c_n))"""
+    states = _lstm_node(x, h0, c0, w_ih, w_hh, _bias(b_ih, b_hh), reverse)
+    return _outputs(states, reverse), (_final(states, reverse, 0), _final(states, reverse, 1))
+
+
+def gru(x: Tensor, h0: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Tensor = None, b_hh: Tensor = None,
+        reverse: bool = False) -> tuple:
+    """A GRU layer over a sequence (equations in kernels.gru_forward; b_hh acts inside the
+    reset gate, so it stays apart from b_ih).   x: (T, B, I); h0: (B, H) -> (output (T, B, H), (h_n,))"""
+    states = _gru_node(x, h0, w_ih, w_hh, b_ih, b_hh, reverse)
+    return _outputs(states, reverse), (_final(states, reverse),)
+
+
+def _bias(b_ih, b_hh):
+    """b_ih + b_hh as one node (None without biases): RNN and LSTM add them before the gates."""
+    return None if b_ih is None else b_ih + b_hh
+
+
+def _outputs(states: Tensor, reverse: bool) -> Tensor:
+    """h_1..h_T in time order: a view of S (its h half for the LSTM), one node."""
+    rows = slice(0, -1) if reverse else slice(1, None)
+    return states[rows] if states.ndim == 3 else states[0, rows]
+
+
+def _final(states: Tensor, reverse: bool, part: int = 0) -> Tensor:
+    """The state after the last step: h_n, or the LSTM's h_n (part 0) or c_n (part 1)."""
+    row = 0 if reverse else -1
+    return states[row] if states.ndim == 3 else states[part, row]
+
+
+def _steps(T: int, reverse: bool):
+    """(time steps in the order forward runs them, r): the step at t reads row t + r, writes t + 1 - r."""
+    return (range(T - 1, -1, -1), 1) if reverse else (range(T), 0)
+
+
+def _project(xp, x: Tensor, w_ih: Tensor, bias: Tensor):
+    """(X as (T*B, I), gx = X W_ih^T + bias as (T, B, G*H)): the first GEMM, all steps at once."""
+    T, B, _ = x.shape
+    x2 = x.data.reshape(T * B, -1)
+    gx = x2 @ w_ih.data.T
+    if bias is not None:
+        gx += bias.data
+    return x2, gx.reshape(T, B, -1)
+
+
+def _input_grads(x, w_ih, bias, x2, d_gx):
+    """dX = d_GX W_ih, dW_ih = d_GX^T X, d_bias = the sums of d_GX over steps and batch (each
+    only where it is needed): the gradients through the projection, one GEMM each."""
+    d2 = d_gx.reshape(x2.shape[0], -1)
+    return (
+        (d2 @ w_ih.data).reshape(x.shape) if x.requires_grad else None,
+        d2.T @ x2 if w_ih.requires_grad else None,
+        d2.sum(axis=0) if bias is not None and bias.requires_grad else None)
+
+
+def _rnn_node(x, h0, w_ih, w_hh, bias, nonlinearity, reverse) -> Tensor:
+    """S (T + 1, B, H), the states (layout in the module docstring).
+    backward: d_pre_t = dh_t * act'(h_t);  dh_{t-1} = d_pre_t W_hh;  dW_hh = d_Pre^T H_prev
+    (act' = 1 - h^2 for tanh, [h > 0] for relu)"""
+    xp = array_module(h0.data)
+    T, B, _ = x.shape
+    wh = w_hh.data
+    x2, gx = _project(xp, x, w_ih, bias)
+    order, r = _steps(T, reverse)
+    hs = xp.empty((T + 1,) + gx.shape[1:], dtype=gx.dtype)
+    hs[T * r] = h0.data
+    tanh, wh_t = nonlinearity == "tanh", wh.T
+    for t in order:
+        h = hs[t + 1 - r]
+        xp.matmul(hs[t + r], wh_t, out=h)
+        h += gx[t]
+        if tanh:
+            xp.tanh(h, out=h)
+        else:
+            xp.maximum(h, 0, out=h)
+    del gx  # the states are all backward needs
+
+    def backward(g):
+        outputs = hs[1 - r:T + 1 - r]  # act'(.) at every step at once, then times dh_t step by step
+        d_pre = kernels.tanh_slope(xp, outputs) if tanh else (outputs > 0).astype(hs.dtype)
+        dh = xp.zeros_like(hs[0])
+        for t in reversed(order):
+            dh += g[t + 1 - r]
+            d = d_pre[t]
+            d *= dh
+            xp.matmul(d, wh, out=dh)
+        dh += g[T * r]
+        d_x, d_w_ih, d_bias = _input_grads(x, w_ih, bias, x2, d_pre)
+        d_w_hh = d_pre.reshape(T * B, -1).T @ hs[r:T + r].reshape(T * B, -1) if w_hh.requires_grad else None
+        grads = (d_x, dh, d_w_ih, d_w_hh)
+        return grads if bias is None else grads + (d_bias,)
+    parents = (x, h0, w_ih, w_hh) if bias is None else (x, h0, w_ih, w_hh, bias)
+    return make(hs, parents, backward, f"rnn_{nonlinearity}_sequence")
+
+
+def _lstm_node(x, h0, c0, w_ih, w_hh, bias, reverse) -> Tensor:
+    """S (2, T + 1, B, H): h then c (layout in the module docstring).
+    backward per step (the formulas of kernels.lstm_backward): dc_t += dh_t * o (1 - tanh(c_t)^2);
+    d_a_t = [dc_t g i(1 - i), dc_t c_{t-1} f(1 - f), dc_t i (1 - g^2), dh_t tanh(c_t) o(1 - o)];
+    dh_{t-1} = d_a_t W_hh;  dc_{t-1} = dc_t * f"""
+    xp = array_module(h0.data)
+    T, B, _ = x.shape
+    wh = w_hh.data
+    x2, acts = _project(xp, x, w_ih, bias)  # the pre-activations, turned into the gates in place
+    order, r = _steps(T, reverse)
+    H = wh.shape[1]
+    states = xp.empty((2, T + 1, B, H), dtype=acts.dtype)
+    hs, cs = states[0], states[1]
+    hs[T * r], cs[T * r] = h0.data, c0.data
+    tanh_c = xp.empty((T, B, H), dtype=acts.dtype)
+    recurrent, wh_t, affine = xp.empty_like(acts[0]), wh.T, kernels.lstm_gate_affine(acts, H)
+    for t in order:
+        a = acts[t]
+        xp.matmul(hs[t + r], wh_t, out=recurrent)
+        a += recurrent
+        kernels.lstm_forward(xp, a, cs[t + r], hs[t + 1 - r], cs[t + 1 - r], tanh_c[t], affine)
+
+    def backward(g):
+        # what does not depend on dh and dc, for all steps at once: d_a = upstream * factor with
+        # factors [g i(1 - i), c f(1 - f), i (1 - g^2), tanh(c') o(1 - o)] (upstream dc, dc, dc, dh),
+        # and o (1 - tanh(c')^2), the path from dh to dc
+        i, f, g_, o = (acts.reshape(T, B, 4, H)[:, :, k] for k in range(4))
+        d_a = xp.subtract(1, acts)
+        d_a *= acts
+        factors = d_a.reshape(T, B, 4, H)
+        h_to_c = xp.subtract(1, g_)  # scratch for 1 - g first
+        xp.add(1, g_, out=factors[:, :, 2])
+        factors[:, :, 2] *= h_to_c
+        factors[:, :, 0] *= g_
+        factors[:, :, 1] *= cs[r:T + r]
+        factors[:, :, 2] *= i
+        factors[:, :, 3] *= tanh_c
+        xp.add(1, tanh_c, out=h_to_c)  # o (1 + tanh c')(1 - tanh c')
+        h_to_c *= 1 - tanh_c
+        h_to_c *= o
+        dh, dc, scratch = xp.zeros_like(hs[0]), xp.zeros_like(cs[0]), xp.empty_like(cs[0])
+        g_h, g_c = g[0], g[1]
+        for t in reversed(order):
+            dh += g_h[t + 1 - r]
+            dc += g_c[t + 1 - r]
+            xp.multiply(dh, h_to_c[t], out=scratch)
+            dc += scratch
+            step = factors[t]
+            step[:, :3] *= dc[:, None]
+            step[:, 3] *= dh
+            xp.matmul(d_a[t], wh, out=dh)
+            dc *= f[t]
+        dh += g_h[T * r]
+        dc += g_c[T * r]
+        d_x, d_w_ih, d_bias = _input_grads(x, w_ih, bias, x2, d_a)
+        d_w_hh = d_a.reshape(T * B, -1).T @ hs[r:T + r].reshape(T * B, H) if w_hh.requires_grad else None
+        grads = (d_x, dh, dc, d_w_ih, d_w_hh)
+        return grads if bias is None else grads + (d_bias,)
+    parents = (x, h0, c0, w_ih, w_hh) if bias is None else (x, h0, c0, w_ih, w_hh, bias)
+    return make(states, parents, backward, "lstm_sequence")
+
+
+def _gru_node(x, h0, w_ih, w_hh, b_ih, b_hh, reverse) -> Tensor:
+    """S (T + 1, B, H), the states (layout in the module docstring).
+    backward per step (the formulas of kernels.gru_backward): dn = dh (1 - z)(1 - n^2);
+    dz = dh (h_{t-1} - n) z(1 - z);  dr = dn a_n r(1 - r);  d_gx_t = [dr, dz, dn];
+    d_a_t = [dr, dz, dn r];  dh_{t-1} = dh_t * z + d_a_t W_hh"""
+    xp = array_module(h0.data)
+    T, B, _ = x.shape
+    wh = w_hh.data
+    x2, gates = _project(xp, x, w_ih, b_ih)  # gx, turned into the gates [r, z, n] in place
+    order, r = _steps(T, reverse)
+    H = wh.shape[1]
+    hs = xp.empty((T + 1, B, H), dtype=gates.dtype)
+    hs[T * r] = h0.data
+    a_n = xp.empty((T, B, H), dtype=gates.dtype)
+    a, wh_t = xp.empty_like(gates[0]), wh.T
+    for t in order:
+        xp.matmul(hs[t + r], wh_t, out=a)
+        if b_hh is not None:
+            a += b_hh.data
+        a_n[t] = a[:, 2 * H:]
+        kernels.gru_forward(xp, gates[t], a, hs[t + r], gates[t], hs[t + 1 - r])
+
+    def backward(g):
+        # what does not depend on dh, for all steps at once: d_a = dh * [dh_r, dh_z, dh_an], the
+        # factors below; the input side d_gx differs only in its n block, dh * (1 - z)(1 - n^2)
+        r_, z, n = (gates.reshape(T, B, 3, H)[:, :, k] for k in range(3))
+        to_n = kernels.tanh_slope(xp, n)  # dn/dh: (1 - z)(1 - n^2)
+        to_n *= 1 - z
+        d_a = xp.empty_like(gates)
+        factors = d_a.reshape(T, B, 3, H)
+        xp.multiply(to_n, a_n, out=factors[:, :, 0])  # dr/dh: (1 - z)(1 - n^2) a_n r(1 - r)
+        factors[:, :, 0] *= kernels.sigmoid_slope(r_)
+        xp.subtract(hs[r:T + r], n, out=factors[:, :, 1])  # dz/dh: (h - n) z(1 - z)
+        factors[:, :, 1] *= kernels.sigmoid_slope(z)
+        xp.multiply(to_n, r_, out=factors[:, :, 2])  # d(a_n)/dh: (1 - z)(1 - n^2) r
+        dhs = xp.empty_like(a_n)  # dL/dh_t of every step, for d_gx's n block
+        carry, scratch = xp.zeros_like(hs[0]), xp.empty_like(hs[0])
+        for t in reversed(order):
+            dh = dhs[t]
+            xp.add(g[t + 1 - r], carry, out=dh)
+            factors[t] *= dh[:, None]
+            xp.matmul(d_a[t], wh, out=carry)
+            xp.multiply(dh, z[t], out=scratch)
+            carry += scratch
+        dh = carry + g[T * r]
+        d_gx = d_a.copy()
+        xp.multiply(dhs, to_n, out=d_gx[:, :, 2 * H:])
+        d_x, d_w_ih, d_b_ih = _input_grads(x, w_ih, b_ih, x2, d_gx)
+        d_a2 = d_a.reshape(T * B, -1)
+        d_w_hh = d_a2.T @ hs[r:T + r].reshape(T * B, H) if w_hh.requires_grad else None
+        grads = (d_x, dh, d_w_ih, d_w_hh)
+        return grads if b_ih is None else grads + (d_b_ih, d_a2.sum(axis=0) if b_hh.requires_grad else None)
+    parents = (x, h0, w_ih, w_hh) if b_ih is None else (x, h0, w_ih, w_hh, b_ih, b_hh)
+    return make(hs, parents, backward, "gru_sequence")
