@@ -1,6 +1,6 @@
 """Where our training step spends its time: cProfile over repeated steps of one layer.
 
-    python -m benchmarks.profile_step [--config b] [--kind lstm] [--dtype float32] [--fused|--composite]
+    python -m benchmarks.profile_step [--config b] [--kind lstm] [--dtype float32] [--form fused|sequence|composite]
                                       [--steps 30] [--top 15]
 
 Prints the time per step of ours and of the hand-written BPTT (benchmarks/handwritten.py), the
@@ -23,7 +23,10 @@ from .handwritten import KINDS, make_bptt, params_of
 from .rnn_step import CONFIGS, make_layer, ours_step
 
 
-def profile(config: str, kind: str, dtype: str, fused: bool, steps: int):
+FORMS = {"fused": True, "sequence": "sequence", "composite": False}
+
+
+def profile(config: str, kind: str, dtype: str, fused, steps: int):
     """(stats, ms per step of ours, ms per step of the hand-written BPTT), after a warm-up."""
     import tinygrad_rnn as tr
     size = CONFIGS[config]
@@ -66,13 +69,12 @@ def main(argv=None) -> dict:
     parser.add_argument("--config", default="b", choices=sorted(CONFIGS))
     parser.add_argument("--kind", default="lstm", choices=KINDS)
     parser.add_argument("--dtype", default="float32", choices=("float32", "float64"))
-    parser.add_argument("--composite", action="store_true", help="profile the composite cells (default: fused)")
+    parser.add_argument("--form", default="fused", choices=sorted(FORMS), help="which form of the layer")
     parser.add_argument("--steps", type=int, default=30)
     parser.add_argument("--top", type=int, default=15)
     args = parser.parse_args(argv)
-    stats, ours_ms, hand_ms = profile(args.config, args.kind, args.dtype, not args.composite, args.steps)
-    form = "composite" if args.composite else "fused"
-    print(f"{args.kind} ({form}) at ({args.config}) {CONFIGS[args.config]}, {args.dtype}: ours {ours_ms:.2f} ms "
+    stats, ours_ms, hand_ms = profile(args.config, args.kind, args.dtype, FORMS[args.form], args.steps)
+    print(f"{args.kind} ({args.form}) at ({args.config}) {CONFIGS[args.config]}, {args.dtype}: ours {ours_ms:.2f} ms "
           f"per step under the profiler (CPU time), hand-written {hand_ms:.2f} ms")
     total = sum(own for _, own in per_file(stats))
     print("\nown time per source file:")

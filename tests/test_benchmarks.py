@@ -87,11 +87,11 @@ def test_rnn_step_harness_end_to_end(tmp_path):
                                   "cpu_count", "timestamp_utc"}
     assert len(saved["results"]) == 6 == len(result["results"])
     for row in saved["results"]:
-        assert set(row["times"]) == {"fused", "composite", "hand", "gemm"}
+        assert set(row["times"]) == {"fused", "sequence", "composite", "hand", "gemm"}
         assert row["skipped"]["torch"]
         for timing in row["times"].values():
             assert timing["median_s"] > 0 and len(timing["samples_s"]) >= 2
-        assert set(row["ratios"]) == {"fused/hand", "composite/fused", "hand/gemm"}
+        assert set(row["ratios"]) == {"fused/hand", "seq/hand", "composite/fused", "hand/gemm"}
         assert row["activation_bytes_hand"] > 0
 
 
@@ -107,8 +107,8 @@ def test_rnn_step_harness_with_torch(tmp_path):
 
 
 def test_rnn_step_skips_composite_at_c_unless_asked():
-    assert rnn_step.targets("b", "lstm") == [("fused/hand", 1.25), ("composite/fused", 3.0)]
-    assert rnn_step.targets("a", "gru") == [("fused/torch", 1.0)]
+    assert rnn_step.targets("b", "lstm") == [("fused/hand", 1.25), ("seq/hand", 1.25), ("composite/fused", 3.0)]
+    assert rnn_step.targets("a", "gru") == [("fused/torch", 1.0), ("seq/torch", 1.0)]
 
 
 def test_memory_harness_end_to_end(tmp_path):
@@ -119,7 +119,8 @@ def test_memory_harness_end_to_end(tmp_path):
     assert set(saved) >= {"steps", "bptt", "truncated_growth"}
     for row in saved["steps"]:
         assert row["fused_peak_bytes"] > 0 and row["hand_activation_bytes"] > 0
-        assert row["fused/hand_activations"] == row["fused_peak_bytes"] / row["hand_activation_bytes"]
+        for form in ("fused", "sequence", "composite"):
+            assert row[f"{form}/hand_activations"] == row[f"{form}_peak_bytes"] / row["hand_activation_bytes"]
     assert [r["T"] for r in saved["bptt"]] == [8, 40, 8]
     assert [r["window"] for r in saved["bptt"]] == [4, 4, 8]
     assert result["truncated_growth"] > 0
