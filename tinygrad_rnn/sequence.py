@@ -90,14 +90,30 @@ def _project(xp, x: Tensor, w_ih: Tensor, bias: Tensor):
     return x2, gx.reshape(T, B, -1)
 
 
-def _input_grads(x, w_ih, bias, x2, d_gx):
+def _input_grads(x, w_ih, bias, x2, *blocks):
     """dX = d_GX W_ih, dW_ih = d_GX^T X, d_bias = the sums of d_GX over steps and batch (each
-    only where it is needed): the gradients through the projection, one GEMM each."""
-    d2 = d_gx.reshape(x2.shape[0], -1)
-    return (
-        (d2 @ w_ih.data).reshape(x.shape) if x.requires_grad else None,
-        d2.T @ x2 if w_ih.requires_grad else None,
-        d2.sum(axis=0) if bias is not None and bias.requires_grad else None)
+    only where it is needed): the gradients through the projection, a GEMM each per block.
+    d_GX comes as column blocks side by side, each (T, B, k) (the GRU's differs from its d_a in
+    one block only, so it need not be copied whole)."""
+    xp, w = array_module(x2), w_ih.data
+    blocks = [b.reshape(x2.shape[0], -1) for b in blocks]
+    rows, start = [], 0
+    for b in blocks:
+        rows.append(slice(start, start + b.shape[1]))
+        start += b.shape[1]
+    d_x = d_w = d_bias = None
+    if x.requires_grad:
+        d_x = blocks[0] @ w[rows[0]]
+        for b, part in zip(blocks[1:], rows[1:]):
+            d_x += b @ w[part]
+        d_x = d_x.reshape(x.shape)
+    if w_ih.requires_grad:
+        d_w = xp.empty_like(w)
+        for b, part in zip(blocks, rows):
+            xp.matmul(b.T, x2, out=d_w[part])
+    if bias is not None and bias.requires_grad:
+        d_bias = xp.concatenate([b.sum(axis=0) for b in blocks])
+    return d_x, d_w, d_bias
 
 
 def _rnn_node(x, h0, w_ih, w_hh, bias, nonlinearity, reverse) -> Tensor:
@@ -166,20 +182,22 @@ def _lstm_node(x, h0, c0, w_ih, w_hh, bias, reverse) -> Tensor:
         # what does not depend on dh and dc, for all steps at once: d_a = upstream * factor with
         # factors [g i(1 - i), c f(1 - f), i (1 - g^2), tanh(c') o(1 - o)] (upstream dc, dc, dc, dh),
         # and o (1 - tanh(c')^2), the path from dh to dc
+        # (the slots of d_a still to be filled serve as scratch, so that nothing else is allocated)
         i, f, g_, o = (acts.reshape(T, B, 4, H)[:, :, k] for k in range(4))
-        d_a = xp.subtract(1, acts)
-        d_a *= acts
+        d_a = xp.empty_like(acts)
         factors = d_a.reshape(T, B, 4, H)
-        h_to_c = xp.subtract(1, g_)  # scratch for 1 - g first
-        xp.add(1, g_, out=factors[:, :, 2])
-        factors[:, :, 2] *= h_to_c
-        factors[:, :, 0] *= g_
-        factors[:, :, 1] *= cs[r:T + r]
-        factors[:, :, 2] *= i
-        factors[:, :, 3] *= tanh_c
-        xp.add(1, tanh_c, out=h_to_c)  # o (1 + tanh c')(1 - tanh c')
-        h_to_c *= 1 - tanh_c
+        h_to_c = xp.add(1, tanh_c)  # o (1 + tanh c')(1 - tanh c')
+        xp.subtract(1, tanh_c, out=factors[:, :, 3])
+        h_to_c *= factors[:, :, 3]
         h_to_c *= o
+        xp.add(1, g_, out=factors[:, :, 0])  # i (1 + g)(1 - g)
+        xp.subtract(1, g_, out=factors[:, :, 2])
+        factors[:, :, 2] *= factors[:, :, 0]
+        factors[:, :, 2] *= i
+        for k, gate, other in ((0, i, g_), (1, f, cs[r:T + r]), (3, o, tanh_c)):  # s(1 - s) times the other
+            xp.subtract(1, gate, out=factors[:, :, k])
+            factors[:, :, k] *= gate
+            factors[:, :, k] *= other
         dh, dc, scratch = xp.zeros_like(hs[0]), xp.zeros_like(cs[0]), xp.empty_like(cs[0])
         g_h, g_c = g[0], g[1]
         for t in reversed(order):
@@ -227,15 +245,23 @@ def _gru_node(x, h0, w_ih, w_hh, b_ih, b_hh, reverse) -> Tensor:
     def backward(g):
         # what does not depend on dh, for all steps at once: d_a = dh * [dh_r, dh_z, dh_an], the
         # factors below; the input side d_gx differs only in its n block, dh * (1 - z)(1 - n^2)
+        # (the slots of d_a still to be filled serve as scratch, so that nothing else is allocated)
         r_, z, n = (gates.reshape(T, B, 3, H)[:, :, k] for k in range(3))
-        to_n = kernels.tanh_slope(xp, n)  # dn/dh: (1 - z)(1 - n^2)
-        to_n *= 1 - z
         d_a = xp.empty_like(gates)
         factors = d_a.reshape(T, B, 3, H)
-        xp.multiply(to_n, a_n, out=factors[:, :, 0])  # dr/dh: (1 - z)(1 - n^2) a_n r(1 - r)
-        factors[:, :, 0] *= kernels.sigmoid_slope(r_)
-        xp.subtract(hs[r:T + r], n, out=factors[:, :, 1])  # dz/dh: (h - n) z(1 - z)
-        factors[:, :, 1] *= kernels.sigmoid_slope(z)
+        to_n = xp.add(1, n)  # dn/dh: (1 - z)(1 + n)(1 - n)
+        xp.subtract(1, n, out=factors[:, :, 2])
+        to_n *= factors[:, :, 2]
+        xp.subtract(1, z, out=factors[:, :, 2])
+        to_n *= factors[:, :, 2]
+        xp.subtract(1, r_, out=factors[:, :, 0])  # dr/dh: r(1 - r) a_n (1 - z)(1 - n^2)
+        factors[:, :, 0] *= r_
+        factors[:, :, 0] *= a_n
+        factors[:, :, 0] *= to_n
+        xp.subtract(1, z, out=factors[:, :, 1])  # dz/dh: z(1 - z)(h - n)
+        factors[:, :, 1] *= z
+        xp.subtract(hs[r:T + r], n, out=factors[:, :, 2])
+        factors[:, :, 1] *= factors[:, :, 2]
         xp.multiply(to_n, r_, out=factors[:, :, 2])  # d(a_n)/dh: (1 - z)(1 - n^2) r
         dhs = xp.empty_like(a_n)  # dL/dh_t of every step, for d_gx's n block
         carry, scratch = xp.zeros_like(hs[0]), xp.empty_like(hs[0])
@@ -247,9 +273,8 @@ def _gru_node(x, h0, w_ih, w_hh, b_ih, b_hh, reverse) -> Tensor:
             xp.multiply(dh, z[t], out=scratch)
             carry += scratch
         dh = carry + g[T * r]
-        d_gx = d_a.copy()
-        xp.multiply(dhs, to_n, out=d_gx[:, :, 2 * H:])
-        d_x, d_w_ih, d_b_ih = _input_grads(x, w_ih, b_ih, x2, d_gx)
+        to_n *= dhs  # d_gx's n block; its r and z blocks are d_a's
+        d_x, d_w_ih, d_b_ih = _input_grads(x, w_ih, b_ih, x2, d_a[:, :, :2 * H], to_n)
         d_a2 = d_a.reshape(T * B, -1)
         d_w_hh = d_a2.T @ hs[r:T + r].reshape(T * B, H) if w_hh.requires_grad else None
         grads = (d_x, dh, d_w_ih, d_w_hh)
