@@ -79,9 +79,11 @@ def lstm_step(gx: Tensor, h: Tensor, c: Tensor, w_hh: Tensor) -> Tensor:
     hd, cd, w = h.data, c.data, w_hh.data
     act = hd @ w.T
     act += gx.data
+    affine = kernels.lstm_gate_affine(act, cd.shape[-1])
+    act *= affine[0]
     out = xp.empty((2,) + cd.shape, dtype=act.dtype)
     tanh_c = xp.empty_like(out[1])
-    kernels.lstm_forward(xp, act, cd, out[0], out[1], tanh_c, kernels.lstm_gate_affine(act, cd.shape[-1]))
+    kernels.lstm_forward(xp, act, cd, out[0], out[1], tanh_c, affine)
 
     def backward(gs):
         dc = gs[1].copy()  # dL/dc', then dL/dc
@@ -112,9 +114,12 @@ def gru_step(gx: Tensor, h: Tensor, w_hh: Tensor, b_hh: Tensor = None) -> Tensor
     if b_hh is not None:
         a += b_hh.data
     gates = xp.empty_like(gxd)
-    out = xp.empty_like(hd)
-    kernels.gru_forward(xp, gxd, a, hd, gates, out)
+    xp.add(gxd[:, :2 * n_], a[:, :2 * n_], out=gates[:, :2 * n_])
+    gates[:, :2 * n_] *= 0.5
+    gates[:, 2 * n_:] = gxd[:, 2 * n_:]
     a_n = a[:, 2 * n_:].copy()  # backward needs only this third of a: let the rest go
+    out = xp.empty_like(hd)
+    kernels.gru_forward(xp, gates, a_n, hd, out)
 
     def backward(g):
         d_gx, d_a = xp.empty_like(gxd), xp.empty_like(gxd)

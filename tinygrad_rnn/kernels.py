@@ -60,14 +60,14 @@ def lstm_gate_affine(like, n: int):
 def lstm_forward(xp, act, c, h_out, c_out, tanh_c_out, affine) -> None:
     """One LSTM step after its GEMM.   act: (B, 4H); c, h_out, c_out, tanh_c_out: (B, H)
 
-    act holds the pre-activations a = gx + h W_hh^T = [a_i, a_f, a_g, a_o] on entry and the
-    gates [i, f, g, o] on exit: i, f, o = sigmoid(a_i, a_f, a_o), g = tanh(a_g), all columns in
-    one pass as tanh(a k) k + m, with (k, m) = affine = lstm_gate_affine(act, H).
-    Then c' = f * c + i * g -> c_out, tanh(c') -> tanh_c_out, h' = o * tanh(c') -> h_out.
+    With (k, m) = affine = lstm_gate_affine(act, H), act holds the pre-activations times k on
+    entry, (gx + h W_hh^T) k, and the gates [i, f, g, o] on exit: i, f, o = sigmoid(a_i, a_f, a_o)
+    and g = tanh(a_g), all columns in one pass as tanh(a k) k + m (a caller running many steps
+    scales its projection and W_hh by k once). Then c' = f * c + i * g -> c_out,
+    tanh(c') -> tanh_c_out, h' = o * tanh(c') -> h_out.
     """
     n = c.shape[-1]
     scale, shift = affine
-    act *= scale
     xp.tanh(act, out=act)
     act *= scale
     act += shift
@@ -110,20 +110,23 @@ def lstm_backward(xp, act, c, tanh_c, dh, dc, d_a, slope) -> None:
     dc *= f
 
 
-def gru_forward(xp, gx, a, h, gates, h_out) -> None:
-    """One GRU step after its GEMM.   gx, a, gates: (B, 3H); h, h_out: (B, H)
+def gru_forward(xp, gates, a_n, h, h_out) -> None:
+    """One GRU step after its GEMM.   gates: (B, 3H); a_n, h, h_out: (B, H)
 
-    gx = x W_ih^T + b_ih and a = h W_hh^T + b_hh, each [_r, _z, _n]; gates may be gx itself.
-    r = sigmoid(gx_r + a_r);  z = sigmoid(gx_z + a_z);  n = tanh(gx_n + r * a_n) -> gates [r, z, n];
+    With gx = x W_ih^T + b_ih and a = h W_hh^T + b_hh, each [_r, _z, _n], gates holds
+    [(gx_r + a_r) / 2, (gx_z + a_z) / 2, gx_n] on entry (halved for the sigmoid; a caller running
+    many steps halves its projection and W_hh's rows once) and [r, z, n] on exit, a_n = a's n block:
+    r, z = sigmoid(gx + a) = (1 + tanh((gx + a) / 2)) / 2;  n = tanh(gx_n + r * a_n);
     h' = (1 - z) * n + z * h = n + z * (h - n) -> h_out.
     """
     n_ = h.shape[-1]
     rz = gates[:, :2 * n_]
-    xp.add(gx[:, :2 * n_], a[:, :2 * n_], out=rz)
-    sigmoid_(xp, rz)
+    xp.tanh(rz, out=rz)
+    rz *= 0.5
+    rz += 0.5
     r, z, n = rz[:, :n_], rz[:, n_:], gates[:, 2 * n_:]
-    xp.multiply(r, a[:, 2 * n_:], out=h_out)  # h_out as scratch for r * a_n
-    xp.add(gx[:, 2 * n_:], h_out, out=n)
+    xp.multiply(r, a_n, out=h_out)  # h_out as scratch for r * a_n
+    n += h_out
     xp.tanh(n, out=n)
     xp.subtract(h, n, out=h_out)
     h_out *= z

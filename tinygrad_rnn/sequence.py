@@ -171,7 +171,10 @@ def _lstm_node(x, h0, c0, w_ih, w_hh, bias, reverse) -> Tensor:
     hs, cs = states[0], states[1]
     hs[T * r], cs[T * r] = h0.data, c0.data
     tanh_c = xp.empty((T, B, H), dtype=acts.dtype)
-    recurrent, wh_t, affine = xp.empty_like(acts[0]), wh.T, kernels.lstm_gate_affine(acts, H)
+    affine = kernels.lstm_gate_affine(acts, H)  # the kernel takes the pre-activations times k:
+    acts *= affine[0]                            # scale the projection and W_hh's rows once
+    wh_t = (wh * affine[0][:, None]).T
+    recurrent = xp.empty_like(acts[0])
     for t in order:
         a = acts[t]
         xp.matmul(hs[t + r], wh_t, out=recurrent)
@@ -234,13 +237,22 @@ def _gru_node(x, h0, w_ih, w_hh, b_ih, b_hh, reverse) -> Tensor:
     hs = xp.empty((T + 1, B, H), dtype=gates.dtype)
     hs[T * r] = h0.data
     a_n = xp.empty((T, B, H), dtype=gates.dtype)
-    a, wh_t = xp.empty_like(gates[0]), wh.T
+    halved = gates[:, :, :2 * H]  # the kernel takes the r and z pre-activations halved: halve the
+    if b_hh is not None:           # projection (b_hh's r and z blocks added) and W_hh's rows once
+        halved += b_hh.data[:2 * H]
+    halved *= 0.5
+    wh_t = wh.copy()
+    wh_t[:2 * H] *= 0.5
+    wh_t = wh_t.T
+    a = xp.empty_like(gates[0])
     for t in order:
         xp.matmul(hs[t + r], wh_t, out=a)
-        if b_hh is not None:
-            a += b_hh.data
-        a_n[t] = a[:, 2 * H:]
-        kernels.gru_forward(xp, gates[t], a, hs[t + r], gates[t], hs[t + 1 - r])
+        gates[t, :, :2 * H] += a[:, :2 * H]
+        if b_hh is None:
+            a_n[t] = a[:, 2 * H:]
+        else:
+            xp.add(a[:, 2 * H:], b_hh.data[2 * H:], out=a_n[t])
+        kernels.gru_forward(xp, gates[t], a_n[t], hs[t + r], hs[t + 1 - r])
 
     def backward(g):
         # what does not depend on dh, for all steps at once: d_a = dh * [dh_r, dh_z, dh_an], the
