@@ -87,3 +87,18 @@ def test_trace_says_to_use_a_per_step_form():
 
 def test_repr_names_the_form():
     assert "fused='sequence'" in repr(nn.RNN(3, 4, fused="sequence"))
+
+
+def test_char_model_in_either_form_computes_the_same(device):
+    """CharRNN passes `fused` to its core (the CLI's train uses the whole-sequence form)."""
+    results = []
+    for form in (True, "sequence"):
+        tr.manual_seed(4)
+        model = nn.CharRNN(11, 8, num_layers=2, cell="lstm", embedding_dim=5, fused=form, dtype=np.float64,
+                           device=device)
+        ids = np.random.default_rng(6).integers(0, 11, (7, 3))
+        logits, _ = model(ids)
+        weighted_sum([logits]).backward()
+        results.append([logits.numpy()] + [p.grad.numpy() for p in model.parameters()])
+    for obtained, expected in zip(*results):
+        np.testing.assert_allclose(obtained, expected, rtol=1e-10, atol=1e-12)

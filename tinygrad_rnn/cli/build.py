@@ -73,24 +73,24 @@ def build_task(settings: dict, vocab_chars: str = None) -> Task:
         raise UsageError(str(error)) from None
 
 
-def build_model(task: Task, settings: dict, device: str, fused: bool = True):
+def build_model(task: Task, settings: dict, device: str, fused=True):
     """The model of the settings for the task: CharRNN for characters, nn.ESN for --model esn,
-    else a SequenceModel (recurrent layer + linear readout)."""
+    else a SequenceModel (recurrent layer + linear readout); `fused` as for nn.LSTM."""
     dtype = DTYPES[settings["dtype"]]
     cell, hidden, layers = settings["model"], settings["hidden"], settings["layers"]
     if cell == "esn":
         return nn.ESN(task.input_size, hidden, spectral_radius=0.9, leak_rate=0.5, input_scaling=0.5,
                       seed=settings["seed"], dtype=dtype, device=device)
     if task.vocab is not None:
-        return char_model(len(task.vocab), settings, device)
+        return char_model(len(task.vocab), settings, device, fused)
     return SequenceModel(cell, task.input_size, hidden, task.output_size, layers, last_only=task.last_only,
                          fused=fused, dtype=dtype, device=device)
 
 
-def char_model(vocab_size: int, settings: dict, device: str):
+def char_model(vocab_size: int, settings: dict, device: str, fused=True):
     """The CharRNN of the settings for a vocabulary of vocab_size characters."""
     return nn.CharRNN(vocab_size, settings["hidden"], settings["layers"], cell=settings["model"],
-                      embedding_dim=EMBEDDING, dtype=DTYPES[settings["dtype"]], device=device)
+                      embedding_dim=EMBEDDING, fused=fused, dtype=DTYPES[settings["dtype"]], device=device)
 
 
 def make_optimizer(settings: dict, model):
@@ -98,13 +98,13 @@ def make_optimizer(settings: dict, model):
     return OPTIMIZERS[settings["optimizer"]](model.parameters(), lr=settings["lr"])
 
 
-def restore_model(state: dict, device: str, fused: bool = True) -> tuple:
+def restore_model(state: dict, device: str, fused=True) -> tuple:
     """(model with the checkpoint's weights, its task (None for characters: the text may be
     gone; the vocabulary is in the checkpoint), its settings) from a checkpoint of `train`.
     fused=False rebuilds the composite form (every gate an op, for drawings)."""
     settings = resolve({}, state["args"])
     if settings["task"] == "chars":
-        task, model = None, char_model(len(state["vocab"]), settings, device)
+        task, model = None, char_model(len(state["vocab"]), settings, device, fused)
     else:
         task = build_task(settings)
         model = build_model(task, settings, device, fused)

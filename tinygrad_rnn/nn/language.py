@@ -20,8 +20,9 @@ class CharRNN(Module):
         logits_t = dropout(h_t) W^T + b               -> (T, B, V)
 
     core is nn.LSTM, nn.GRU or nn.RNN (tanh) as `cell` = "lstm" | "gru" | "rnn", with num_layers
-    layers and dropout between them; dropout also acts on the embeddings and on the top layer's
-    output while training (the placement of Zaremba et al. 2014). Parameters are named
+    layers and dropout between them, in the form `fused` selects (True, False or "sequence", as
+    for nn.LSTM); dropout also acts on the embeddings and on the top layer's output while
+    training (the placement of Zaremba et al. 2014). Parameters are named
     embedding.weight, rnn.weight_ih_l0, ..., decoder.weight, decoder.bias.
 
     forward(ids, state=None) -> (logits, state): ids (T, B) integers (array or Tensor), state the
@@ -30,14 +31,14 @@ class CharRNN(Module):
     """
 
     def __init__(self, vocab_size: int, hidden_size: int = 128, num_layers: int = 1, cell: str = "lstm",
-                 embedding_dim: int = 64, dropout: float = 0.0, dtype=None, device=None):
+                 embedding_dim: int = 64, dropout: float = 0.0, fused=True, dtype=None, device=None):
         if cell not in CORES:
             raise ValueError(f"CharRNN: unknown cell {cell!r}; use one of {sorted(CORES)}")
         super().__init__()
         self.vocab_size, self.cell = vocab_size, cell
         self.embedding = Embedding(vocab_size, embedding_dim, dtype=dtype, device=device)
         self.drop = Dropout(dropout)
-        self.rnn = CORES[cell](embedding_dim, hidden_size, num_layers=num_layers, dropout=dropout,
+        self.rnn = CORES[cell](embedding_dim, hidden_size, num_layers=num_layers, dropout=dropout, fused=fused,
                                dtype=dtype, device=device)
         self.decoder = Linear(hidden_size, vocab_size, dtype=dtype, device=device)
 
