@@ -19,10 +19,12 @@ steps is left with a few multiplies and one GEMM each: at small sizes every NumP
 The price: no per-step nodes, so draw and trace with fused=True (or False) instead.
 
 The node's output holds the states of all steps in time order, with the initial state in an
-extra row: S (T + 1, B, H) (the LSTM: (2, T + 1, B, H), h then c). Going forward, h_t is row
-t + 1 and the initial state row 0; in reverse, h_t is row t and the initial state row T. So the
-step at t reads row t + r and writes row t + 1 - r (r = 1 in reverse, else 0), the outputs are
-rows 1..T (or 0..T-1) and the states the steps read rows 0..T-1 (or 1..T): contiguous both ways.
+extra row: S (T + 1, B, H). Going forward, h_t is row t + 1 and the initial state row 0; in
+reverse, h_t is row t and the initial state row T. So the step at t reads row t + r and writes
+row t + 1 - r (r = 1 in reverse, else 0), the outputs are rows 1..T (or 0..T-1) and the states
+the steps read rows 0..T-1 (or 1..T): contiguous both ways. The LSTM's S has one more row, c_n;
+its other cell states stay inside the node, so the gradient S gets back is no bigger than the
+outputs' and c_n's.
 """
 from __future__ import annotations
 
@@ -39,7 +41,8 @@ def rnn(x: Tensor, h0: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Tensor = None, 
     """An Elman layer over a sequence: h_t = act(x_t W_ih^T + b_ih + h_{t-1} W_hh^T + b_hh).
     x: (T, B, I); h0: (B, H) -> (output (T, B, H), (h_n,))"""
     states = _rnn_node(x, h0, w_ih, w_hh, _bias(b_ih, b_hh), nonlinearity, reverse)
-    return _outputs(states, reverse), (_final(states, reverse),)
+    T = x.shape[0]
+    return _outputs(states, T, reverse), (_final(states, T, reverse),)
 
 
 def lstm(x: Tensor, h0: Tensor, c0: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Tensor = None,
@@ -47,7 +50,8 @@ def lstm(x: Tensor, h0: Tensor, c0: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Te
     """An LSTM layer over a sequence (equations in kernels.lstm_forward).
     x: (T, B, I); h0, c0: (B, H) -> (output (T, B, H), (h_n, c_n))"""
     states = _lstm_node(x, h0, c0, w_ih, w_hh, _bias(b_ih, b_hh), reverse)
-    return _outputs(states, reverse), (_final(states, reverse, 0), _final(states, reverse, 1))
+    T = x.shape[0]
+    return _outputs(states, T, reverse), (_final(states, T, reverse), states[T + 1])
 
 
 def gru(x: Tensor, h0: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Tensor = None, b_hh: Tensor = None,
@@ -55,7 +59,8 @@ def gru(x: Tensor, h0: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Tensor = None, 
     """A GRU layer over a sequence (equations in kernels.gru_forward; b_hh acts inside the
     reset gate, so it stays apart from b_ih).   x: (T, B, I); h0: (B, H) -> (output (T, B, H), (h_n,))"""
     states = _gru_node(x, h0, w_ih, w_hh, b_ih, b_hh, reverse)
-    return _outputs(states, reverse), (_final(states, reverse),)
+    T = x.shape[0]
+    return _outputs(states, T, reverse), (_final(states, T, reverse),)
 
 
 def _bias(b_ih, b_hh):
@@ -63,16 +68,14 @@ def _bias(b_ih, b_hh):
     return None if b_ih is None else b_ih + b_hh
 
 
-def _outputs(states: Tensor, reverse: bool) -> Tensor:
-    """h_1..h_T in time order: a view of S (its h half for the LSTM), one node."""
-    rows = slice(0, -1) if reverse else slice(1, None)
-    return states[rows] if states.ndim == 3 else states[0, rows]
+def _outputs(states: Tensor, T: int, reverse: bool) -> Tensor:
+    """h_1..h_T in time order: a view of S, one node."""
+    return states[0:T] if reverse else states[1:T + 1]
 
 
-def _final(states: Tensor, reverse: bool, part: int = 0) -> Tensor:
-    """The state after the last step: h_n, or the LSTM's h_n (part 0) or c_n (part 1)."""
-    row = 0 if reverse else -1
-    return states[row] if states.ndim == 3 else states[part, row]
+def _final(states: Tensor, T: int, reverse: bool) -> Tensor:
+    """h_n, the state after the last step."""
+    return states[0] if reverse else states[T]
 
 
 def _steps(T: int, reverse: bool):
@@ -157,7 +160,7 @@ def _rnn_node(x, h0, w_ih, w_hh, bias, nonlinearity, reverse) -> Tensor:
 
 
 def _lstm_node(x, h0, c0, w_ih, w_hh, bias, reverse) -> Tensor:
-    """S (2, T + 1, B, H): h then c (layout in the module docstring).
+    """S (T + 2, B, H): h_0..h_T, then c_n (layout in the module docstring).
     backward per step (the formulas of kernels.lstm_backward): dc_t += dh_t * o (1 - tanh(c_t)^2);
     d_a_t = [dc_t g i(1 - i), dc_t c_{t-1} f(1 - f), dc_t i (1 - g^2), dh_t tanh(c_t) o(1 - o)];
     dh_{t-1} = d_a_t W_hh;  dc_{t-1} = dc_t * f"""
@@ -167,8 +170,8 @@ def _lstm_node(x, h0, c0, w_ih, w_hh, bias, reverse) -> Tensor:
     x2, acts = _project(xp, x, w_ih, bias)  # the pre-activations, turned into the gates in place
     order, r = _steps(T, reverse)
     H = wh.shape[1]
-    states = xp.empty((2, T + 1, B, H), dtype=acts.dtype)
-    hs, cs = states[0], states[1]
+    states = xp.empty((T + 2, B, H), dtype=acts.dtype)
+    hs, cs = states[:T + 1], xp.empty((T + 1, B, H), dtype=acts.dtype)
     hs[T * r], cs[T * r] = h0.data, c0.data
     tanh_c = xp.empty((T, B, H), dtype=acts.dtype)
     affine = kernels.lstm_gate_affine(acts, H)  # the kernel takes the pre-activations times k:
@@ -180,6 +183,7 @@ def _lstm_node(x, h0, c0, w_ih, w_hh, bias, reverse) -> Tensor:
         xp.matmul(hs[t + r], wh_t, out=recurrent)
         a += recurrent
         kernels.lstm_forward(xp, a, cs[t + r], hs[t + 1 - r], cs[t + 1 - r], tanh_c[t], affine)
+    states[T + 1] = cs[T - T * r]  # c_n
 
     def backward(g):
         # what does not depend on dh and dc, for all steps at once: d_a = upstream * factor with
@@ -201,11 +205,9 @@ def _lstm_node(x, h0, c0, w_ih, w_hh, bias, reverse) -> Tensor:
             xp.subtract(1, gate, out=factors[:, :, k])
             factors[:, :, k] *= gate
             factors[:, :, k] *= other
-        dh, dc, scratch = xp.zeros_like(hs[0]), xp.zeros_like(cs[0]), xp.empty_like(cs[0])
-        g_h, g_c = g[0], g[1]
+        dh, dc, scratch = xp.zeros_like(hs[0]), g[T + 1].copy(), xp.empty_like(cs[0])
         for t in reversed(order):
-            dh += g_h[t + 1 - r]
-            dc += g_c[t + 1 - r]
+            dh += g[t + 1 - r]
             xp.multiply(dh, h_to_c[t], out=scratch)
             dc += scratch
             step = factors[t]
@@ -213,8 +215,7 @@ def _lstm_node(x, h0, c0, w_ih, w_hh, bias, reverse) -> Tensor:
             step[:, 3] *= dh
             xp.matmul(d_a[t], wh, out=dh)
             dc *= f[t]
-        dh += g_h[T * r]
-        dc += g_c[T * r]
+        dh += g[T * r]
         d_x, d_w_ih, d_bias = _input_grads(x, w_ih, bias, x2, d_a)
         d_w_hh = d_a.reshape(T * B, -1).T @ hs[r:T + r].reshape(T * B, H) if w_hh.requires_grad else None
         grads = (d_x, dh, dc, d_w_ih, d_w_hh)
