@@ -83,14 +83,18 @@ def _steps(T: int, reverse: bool):
     return (range(T - 1, -1, -1), 1) if reverse else (range(T), 0)
 
 
-def _project(xp, x: Tensor, w_ih: Tensor, bias: Tensor):
-    """(X as (T*B, I), gx = X W_ih^T + bias as (T, B, G*H)): the first GEMM, all steps at once."""
+def _project(xp, x: Tensor, w_ih: Tensor, bias: Tensor, out=None):
+    """(X as (T*B, I), gx = X W_ih^T + bias as (T, B, G*H)): the first GEMM, all steps at once,
+    written into `out` (T, B, G*H) when given."""
     T, B, _ = x.shape
     x2 = x.data.reshape(T * B, -1)
-    gx = x2 @ w_ih.data.T
+    w = w_ih.data
+    if out is None:
+        out = xp.empty((T, B, w.shape[0]), dtype=w.dtype)
+    xp.matmul(x2, w.T, out=out.reshape(T * B, -1))
     if bias is not None:
-        gx += bias.data
-    return x2, gx.reshape(T, B, -1)
+        out += bias.data
+    return x2, out
 
 
 def _input_grads(x, w_ih, bias, x2, *blocks):
@@ -126,20 +130,19 @@ def _rnn_node(x, h0, w_ih, w_hh, bias, nonlinearity, reverse) -> Tensor:
     xp = array_module(h0.data)
     T, B, _ = x.shape
     wh = w_hh.data
-    x2, gx = _project(xp, x, w_ih, bias)
     order, r = _steps(T, reverse)
-    hs = xp.empty((T + 1,) + gx.shape[1:], dtype=gx.dtype)
+    hs = xp.empty((T + 1, B, wh.shape[1]), dtype=wh.dtype)
     hs[T * r] = h0.data
-    tanh, wh_t = nonlinearity == "tanh", wh.T
+    x2, _ = _project(xp, x, w_ih, bias, out=hs[1 - r:T + 1 - r])  # gx_t, then h_t, in h_t's row
+    tanh, wh_t, recurrent = nonlinearity == "tanh", wh.T, xp.empty_like(hs[0])
     for t in order:
         h = hs[t + 1 - r]
-        xp.matmul(hs[t + r], wh_t, out=h)
-        h += gx[t]
+        xp.matmul(hs[t + r], wh_t, out=recurrent)
+        h += recurrent
         if tanh:
             xp.tanh(h, out=h)
         else:
             xp.maximum(h, 0, out=h)
-    del gx  # the states are all backward needs
 
     def backward(g):
         outputs = hs[1 - r:T + 1 - r]  # act'(.) at every step at once, then times dh_t step by step
