@@ -102,3 +102,23 @@ def test_char_model_in_either_form_computes_the_same(device):
         results.append([logits.numpy()] + [p.grad.numpy() for p in model.parameters()])
     for obtained, expected in zip(*results):
         np.testing.assert_allclose(obtained, expected, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("steps_per_block", [1, 3])
+@pytest.mark.parametrize("kind", KINDS)
+def test_backward_in_blocks_of_steps(kind, steps_per_block, monkeypatch, device):
+    """Backward computes its step-independent factors a block of steps at a time (sized for the
+    cache); with blocks of one step, or of three (which do not divide T = 7), nothing changes."""
+    from tinygrad_rnn import sequence
+    reference = make_layer(kind, 3, 4, bidirectional=True, fused=True, dtype=np.float64, device=device)
+    model = make_layer(kind, 3, 4, bidirectional=True, fused="sequence", dtype=np.float64, device=device)
+    model.load_state_dict(reference.state_dict())
+    gates = {"lstm": 4, "gru": 3}.get(kind, 1)
+    monkeypatch.setattr(sequence, "_BLOCK_BYTES", steps_per_block * 2 * gates * 4 * 8)  # B * G*H * 8 bytes a step
+    assert len(sequence._blocks(7, False, 2 * gates * 4 * 8)) == (7 if steps_per_block == 1 else 3)
+    results = []
+    for m in (reference, model):
+        x = tr.Tensor(np.random.default_rng(9).standard_normal((7, 2, 3)), requires_grad=True, device=device)
+        results.append(run_layer(m, kind, x, []))
+    for key in results[0]:
+        np.testing.assert_allclose(results[1][key], results[0][key], rtol=1e-10, atol=1e-12, err_msg=key)

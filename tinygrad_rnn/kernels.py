@@ -2,7 +2,8 @@
 
 These are the fused cells' kernels, written once and run by two graph granularities: fused.py
 makes one node per time step (fresh buffers each step), sequence.py one node per layer and
-direction (slices of buffers allocated once for all steps). The GEMMs stay with the callers, who
+direction (slices of buffers allocated once for all steps). The *_factors kernels are the
+step-independent half of a backward step, for a block of steps at once (sequence.py). The GEMMs stay with the callers, who
 know where their operands live. Shapes: B batch, H hidden; gate order as PyTorch's; every
 output buffer is the caller's, and a kernel writes nothing else but small temporaries.
 
@@ -14,16 +15,8 @@ from __future__ import annotations
 
 from .backend import array_device, array_module
 
-__all__ = ["sigmoid_", "tanh_slope", "sigmoid_slope", "lstm_gate_affine", "lstm_forward", "lstm_backward",
-           "gru_forward", "gru_backward"]
-
-
-def sigmoid_(xp, x) -> None:
-    """x <- sigmoid(x) in place, as (1 + tanh(x / 2)) / 2."""
-    x *= 0.5
-    xp.tanh(x, out=x)
-    x *= 0.5
-    x += 0.5
+__all__ = ["tanh_slope", "sigmoid_slope", "lstm_gate_affine", "lstm_forward", "lstm_backward",
+           "gru_forward", "gru_backward", "lstm_factors", "gru_factors"]
 
 
 def tanh_slope(xp, y):
@@ -154,3 +147,54 @@ def gru_backward(xp, gates, a_n, h, dh, d_gx, d_a) -> None:
     d_z *= sigmoid_slope(z)
     d_a[...] = d_gx
     d_a[:, 2 * n_:] *= r
+
+
+def lstm_factors(xp, gates, c_prev, tanh_c, factors, h_to_c) -> None:
+    """What LSTM backward needs of a block of k steps before the gradients flowing back in time.
+    gates: (k, B, 4H), [i, f, g, o]; c_prev, tanh_c, h_to_c: (k, B, H); factors: (k, B, 4, H)
+
+    d_a = [dc, dc, dc, dh] * factors (the formulas of lstm_backward), so factors =
+    [g i(1 - i), c f(1 - f), i (1 + g)(1 - g), tanh(c') o(1 - o)]; and h_to_c = o (1 - tanh(c')^2),
+    the path from dh to dc. The slots of factors double as scratch before they are written.
+    """
+    k, B, n4 = gates.shape
+    i, f, g, o = (gates.reshape(k, B, 4, n4 // 4)[:, :, j] for j in range(4))
+    xp.add(1, tanh_c, out=h_to_c)
+    xp.subtract(1, tanh_c, out=factors[:, :, 3])
+    h_to_c *= factors[:, :, 3]
+    h_to_c *= o
+    xp.add(1, g, out=factors[:, :, 0])
+    xp.subtract(1, g, out=factors[:, :, 2])
+    factors[:, :, 2] *= factors[:, :, 0]
+    factors[:, :, 2] *= i
+    for j, gate, other in ((0, i, g), (1, f, c_prev), (3, o, tanh_c)):  # s(1 - s) times the other
+        xp.subtract(1, gate, out=factors[:, :, j])
+        factors[:, :, j] *= gate
+        factors[:, :, j] *= other
+
+
+def gru_factors(xp, gates, a_n, h_prev, factors, to_n) -> None:
+    """What GRU backward needs of a block of k steps before the gradients flowing back in time.
+    gates: (k, B, 3H), [r, z, n]; a_n, h_prev, to_n: (k, B, H); factors: (k, B, 3, H)
+
+    d_a = dh * factors (the formulas of gru_backward), so factors =
+    [r(1 - r) a_n (1 - z)(1 - n^2),  z(1 - z)(h - n),  (1 - z)(1 - n^2) r]; and
+    to_n = (1 - z)(1 + n)(1 - n), so that d_gx's n block is dh * to_n (its r and z blocks are
+    d_a's). The slots of factors double as scratch before they are written.
+    """
+    k, B, n3 = gates.shape
+    r, z, n = (gates.reshape(k, B, 3, n3 // 3)[:, :, j] for j in range(3))
+    xp.add(1, n, out=to_n)
+    xp.subtract(1, n, out=factors[:, :, 2])
+    to_n *= factors[:, :, 2]
+    xp.subtract(1, z, out=factors[:, :, 2])
+    to_n *= factors[:, :, 2]
+    xp.subtract(1, r, out=factors[:, :, 0])
+    factors[:, :, 0] *= r
+    factors[:, :, 0] *= a_n
+    factors[:, :, 0] *= to_n
+    xp.subtract(1, z, out=factors[:, :, 1])
+    factors[:, :, 1] *= z
+    xp.subtract(h_prev, n, out=factors[:, :, 2])
+    factors[:, :, 1] *= factors[:, :, 2]
+    xp.multiply(to_n, r, out=factors[:, :, 2])

@@ -13,9 +13,10 @@ the steps in reverse and forms each weight's gradient as one GEMM over all of th
 with G = 1 (RNN), 4 (LSTM) or 3 (GRU). What it keeps is what a hand-written BPTT keeps (the
 gates, the states; the LSTM's tanh(c) too; the GRU's a_n), the gates written in place into the
 projection's buffer. Forward runs kernels.py's gate arithmetic, the per-step form's. Backward
-first computes, for all steps at once, every factor of d_a that does not depend on the gradient
-flowing back in time (the gates' slopes times what multiplies them), so that the loop over the
-steps is left with a few multiplies and one GEMM each: at small sizes every NumPy call counts.
+first computes every factor of d_a that does not depend on the gradient flowing back in time
+(the gates' slopes times what multiplies them) for a block of steps at once, as many as fit in
+cache (at small sizes all of them: there every NumPy call counts), so that the loop over the
+steps is left with a few multiplies and one GEMM each.
 The price: no per-step nodes, so draw and trace with fused=True (or False) instead.
 
 The node's output holds the states of all steps in time order, with the initial state in an
@@ -83,17 +84,36 @@ def _steps(T: int, reverse: bool):
     return (range(T - 1, -1, -1), 1) if reverse else (range(T), 0)
 
 
-def _project(xp, x: Tensor, w_ih: Tensor, bias: Tensor, out=None):
-    """(X as (T*B, I), gx = X W_ih^T + bias as (T, B, G*H)): the first GEMM, all steps at once,
-    written into `out` (T, B, G*H) when given."""
+_BLOCK_BYTES = 1 << 20  # what a block of steps may take of a core's L2 cache
+
+
+def _blocks(T: int, reverse: bool, step_bytes: int) -> list:
+    """Backward's walk over the steps, the reverse of forward's, in blocks of consecutive steps:
+    [(lo, hi, the steps lo..hi-1 in backward's order)], at most k = 1 MiB / step_bytes steps each.
+    A block's step-independent factors are computed in one vectorized pass while its buffers are
+    in cache (at small sizes one block holds every step, so the NumPy calls are few), then its
+    steps run one by one."""
+    k = max(1, _BLOCK_BYTES // step_bytes)
+    if reverse:
+        return [(lo, min(T, lo + k), range(lo, min(T, lo + k))) for lo in range(0, T, k)]
+    return [(max(0, hi - k), hi, range(hi - 1, max(0, hi - k) - 1, -1)) for hi in range(T, 0, -k)]
+
+
+def _project(xp, x: Tensor, w_ih: Tensor, bias, scale=None, out=None):
+    """(X as (T*B, I), gx = X W_ih^T + bias as (T, B, G*H)): the first GEMM, all steps at once;
+    bias an array or None. With `scale` (G*H,), each column of gx comes scaled by it (W_ih's rows
+    and the bias are scaled instead, so this costs no pass over gx). Written into `out` if given."""
     T, B, _ = x.shape
     x2 = x.data.reshape(T * B, -1)
     w = w_ih.data
+    if scale is not None:
+        w = w * scale[:, None]
+        bias = None if bias is None else bias * scale
     if out is None:
         out = xp.empty((T, B, w.shape[0]), dtype=w.dtype)
     xp.matmul(x2, w.T, out=out.reshape(T * B, -1))
     if bias is not None:
-        out += bias.data
+        out += bias
     return x2, out
 
 
@@ -126,16 +146,16 @@ def _input_grads(x, w_ih, bias, x2, *blocks):
 def _rnn_node(x, h0, w_ih, w_hh, bias, nonlinearity, reverse) -> Tensor:
     """S (T + 1, B, H), the states (layout in the module docstring).
     backward: d_pre_t = dh_t * act'(h_t);  dh_{t-1} = d_pre_t W_hh;  dW_hh = d_Pre^T H_prev
-    (act' = 1 - h^2 for tanh, [h > 0] for relu)"""
+    (act' = (1 + h)(1 - h) for tanh, [h > 0] for relu)"""
     xp = array_module(h0.data)
     T, B, _ = x.shape
     wh = w_hh.data
     order, r = _steps(T, reverse)
     hs = xp.empty((T + 1, B, wh.shape[1]), dtype=wh.dtype)
     hs[T * r] = h0.data
-    x2, _ = _project(xp, x, w_ih, bias, out=hs[1 - r:T + 1 - r])  # gx_t, then h_t, in h_t's row
+    x2, _ = _project(xp, x, w_ih, None if bias is None else bias.data, out=hs[1 - r:T + 1 - r])
     tanh, wh_t, recurrent = nonlinearity == "tanh", wh.T, xp.empty_like(hs[0])
-    for t in order:
+    for t in order:  # gx_t is in h_t's row already: add the recurrence, then the nonlinearity
         h = hs[t + 1 - r]
         xp.matmul(hs[t + r], wh_t, out=recurrent)
         h += recurrent
@@ -145,14 +165,22 @@ def _rnn_node(x, h0, w_ih, w_hh, bias, nonlinearity, reverse) -> Tensor:
             xp.maximum(h, 0, out=h)
 
     def backward(g):
-        outputs = hs[1 - r:T + 1 - r]  # act'(.) at every step at once, then times dh_t step by step
-        d_pre = kernels.tanh_slope(xp, outputs) if tanh else (outputs > 0).astype(hs.dtype)
-        dh = xp.zeros_like(hs[0])
-        for t in reversed(order):
-            dh += g[t + 1 - r]
-            d = d_pre[t]
-            d *= dh
-            xp.matmul(d, wh, out=dh)
+        d_pre, dh = xp.empty((T,) + hs.shape[1:], dtype=hs.dtype), xp.zeros_like(hs[0])
+        blocks = _blocks(T, reverse, hs[0].nbytes)
+        scratch = xp.empty_like(d_pre[:blocks[0][1] - blocks[0][0]])
+        for lo, hi, steps in blocks:
+            h, slope = hs[lo + 1 - r:hi + 1 - r], d_pre[lo:hi]  # act' of the block, then times dh_t
+            if tanh:
+                xp.add(1, h, out=slope)
+                xp.subtract(1, h, out=scratch[:hi - lo])
+                slope *= scratch[:hi - lo]
+            else:
+                slope[...] = h > 0
+            for t in steps:
+                dh += g[t + 1 - r]
+                d = d_pre[t]
+                d *= dh
+                xp.matmul(d, wh, out=dh)
         dh += g[T * r]
         d_x, d_w_ih, d_bias = _input_grads(x, w_ih, bias, x2, d_pre)
         d_w_hh = d_pre.reshape(T * B, -1).T @ hs[r:T + r].reshape(T * B, -1) if w_hh.requires_grad else None
@@ -170,16 +198,16 @@ def _lstm_node(x, h0, c0, w_ih, w_hh, bias, reverse) -> Tensor:
     xp = array_module(h0.data)
     T, B, _ = x.shape
     wh = w_hh.data
-    x2, acts = _project(xp, x, w_ih, bias)  # the pre-activations, turned into the gates in place
-    order, r = _steps(T, reverse)
     H = wh.shape[1]
+    order, r = _steps(T, reverse)
+    affine = kernels.lstm_gate_affine(wh, H)  # the kernel takes the pre-activations times k: the
+    scale = affine[0]                          # projection and W_hh's rows come scaled by k
+    x2, acts = _project(xp, x, w_ih, None if bias is None else bias.data, scale)  # then the gates
+    wh_t = (wh * scale[:, None]).T
     states = xp.empty((T + 2, B, H), dtype=acts.dtype)
     hs, cs = states[:T + 1], xp.empty((T + 1, B, H), dtype=acts.dtype)
     hs[T * r], cs[T * r] = h0.data, c0.data
     tanh_c = xp.empty((T, B, H), dtype=acts.dtype)
-    affine = kernels.lstm_gate_affine(acts, H)  # the kernel takes the pre-activations times k:
-    acts *= affine[0]                            # scale the projection and W_hh's rows once
-    wh_t = (wh * affine[0][:, None]).T
     recurrent = xp.empty_like(acts[0])
     for t in order:
         a = acts[t]
@@ -189,35 +217,23 @@ def _lstm_node(x, h0, c0, w_ih, w_hh, bias, reverse) -> Tensor:
     states[T + 1] = cs[T - T * r]  # c_n
 
     def backward(g):
-        # what does not depend on dh and dc, for all steps at once: d_a = upstream * factor with
-        # factors [g i(1 - i), c f(1 - f), i (1 - g^2), tanh(c') o(1 - o)] (upstream dc, dc, dc, dh),
-        # and o (1 - tanh(c')^2), the path from dh to dc
-        # (the slots of d_a still to be filled serve as scratch, so that nothing else is allocated)
-        i, f, g_, o = (acts.reshape(T, B, 4, H)[:, :, k] for k in range(4))
         d_a = xp.empty_like(acts)
-        factors = d_a.reshape(T, B, 4, H)
-        h_to_c = xp.add(1, tanh_c)  # o (1 + tanh c')(1 - tanh c')
-        xp.subtract(1, tanh_c, out=factors[:, :, 3])
-        h_to_c *= factors[:, :, 3]
-        h_to_c *= o
-        xp.add(1, g_, out=factors[:, :, 0])  # i (1 + g)(1 - g)
-        xp.subtract(1, g_, out=factors[:, :, 2])
-        factors[:, :, 2] *= factors[:, :, 0]
-        factors[:, :, 2] *= i
-        for k, gate, other in ((0, i, g_), (1, f, cs[r:T + r]), (3, o, tanh_c)):  # s(1 - s) times the other
-            xp.subtract(1, gate, out=factors[:, :, k])
-            factors[:, :, k] *= gate
-            factors[:, :, k] *= other
+        factors, f = d_a.reshape(T, B, 4, H), acts.reshape(T, B, 4, H)[:, :, 1]
+        blocks = _blocks(T, reverse, acts[0].nbytes)
+        h_to_c = xp.empty_like(tanh_c[:blocks[0][1] - blocks[0][0]])
         dh, dc, scratch = xp.zeros_like(hs[0]), g[T + 1].copy(), xp.empty_like(cs[0])
-        for t in reversed(order):
-            dh += g[t + 1 - r]
-            xp.multiply(dh, h_to_c[t], out=scratch)
-            dc += scratch
-            step = factors[t]
-            step[:, :3] *= dc[:, None]
-            step[:, 3] *= dh
-            xp.matmul(d_a[t], wh, out=dh)
-            dc *= f[t]
+        for lo, hi, steps in blocks:
+            kernels.lstm_factors(xp, acts[lo:hi], cs[lo + r:hi + r], tanh_c[lo:hi], factors[lo:hi],
+                                 h_to_c[:hi - lo])
+            for t in steps:  # d_a = [dc, dc, dc, dh] * factors, then on to step t - 1
+                dh += g[t + 1 - r]
+                xp.multiply(dh, h_to_c[t - lo], out=scratch)
+                dc += scratch
+                step = factors[t]
+                step[:, :3] *= dc[:, None]
+                step[:, 3] *= dh
+                xp.matmul(d_a[t], wh, out=dh)
+                dc *= f[t]
         dh += g[T * r]
         d_x, d_w_ih, d_bias = _input_grads(x, w_ih, bias, x2, d_a)
         d_w_hh = d_a.reshape(T * B, -1).T @ hs[r:T + r].reshape(T * B, H) if w_hh.requires_grad else None
@@ -235,19 +251,19 @@ def _gru_node(x, h0, w_ih, w_hh, b_ih, b_hh, reverse) -> Tensor:
     xp = array_module(h0.data)
     T, B, _ = x.shape
     wh = w_hh.data
-    x2, gates = _project(xp, x, w_ih, b_ih)  # gx, turned into the gates [r, z, n] in place
-    order, r = _steps(T, reverse)
     H = wh.shape[1]
+    order, r = _steps(T, reverse)
+    scale = xp.ones(3 * H, dtype=wh.dtype)  # the kernel takes the r and z pre-activations halved:
+    scale[:2 * H] = 0.5                      # the projection (b_hh's r and z blocks added) and
+    bias = None                              # W_hh's r and z rows come halved
+    if b_ih is not None:
+        bias = b_ih.data.copy()
+        bias[:2 * H] += b_hh.data[:2 * H]
+    x2, gates = _project(xp, x, w_ih, bias, scale)  # then the gates [r, z, n], in place
+    wh_t = (wh * scale[:, None]).T
     hs = xp.empty((T + 1, B, H), dtype=gates.dtype)
     hs[T * r] = h0.data
     a_n = xp.empty((T, B, H), dtype=gates.dtype)
-    halved = gates[:, :, :2 * H]  # the kernel takes the r and z pre-activations halved: halve the
-    if b_hh is not None:           # projection (b_hh's r and z blocks added) and W_hh's rows once
-        halved += b_hh.data[:2 * H]
-    halved *= 0.5
-    wh_t = wh.copy()
-    wh_t[:2 * H] *= 0.5
-    wh_t = wh_t.T
     a = xp.empty_like(gates[0])
     for t in order:
         xp.matmul(hs[t + r], wh_t, out=a)
@@ -259,38 +275,24 @@ def _gru_node(x, h0, w_ih, w_hh, b_ih, b_hh, reverse) -> Tensor:
         kernels.gru_forward(xp, gates[t], a_n[t], hs[t + r], hs[t + 1 - r])
 
     def backward(g):
-        # what does not depend on dh, for all steps at once: d_a = dh * [dh_r, dh_z, dh_an], the
-        # factors below; the input side d_gx differs only in its n block, dh * (1 - z)(1 - n^2)
-        # (the slots of d_a still to be filled serve as scratch, so that nothing else is allocated)
-        r_, z, n = (gates.reshape(T, B, 3, H)[:, :, k] for k in range(3))
         d_a = xp.empty_like(gates)
-        factors = d_a.reshape(T, B, 3, H)
-        to_n = xp.add(1, n)  # dn/dh: (1 - z)(1 + n)(1 - n)
-        xp.subtract(1, n, out=factors[:, :, 2])
-        to_n *= factors[:, :, 2]
-        xp.subtract(1, z, out=factors[:, :, 2])
-        to_n *= factors[:, :, 2]
-        xp.subtract(1, r_, out=factors[:, :, 0])  # dr/dh: r(1 - r) a_n (1 - z)(1 - n^2)
-        factors[:, :, 0] *= r_
-        factors[:, :, 0] *= a_n
-        factors[:, :, 0] *= to_n
-        xp.subtract(1, z, out=factors[:, :, 1])  # dz/dh: z(1 - z)(h - n)
-        factors[:, :, 1] *= z
-        xp.subtract(hs[r:T + r], n, out=factors[:, :, 2])
-        factors[:, :, 1] *= factors[:, :, 2]
-        xp.multiply(to_n, r_, out=factors[:, :, 2])  # d(a_n)/dh: (1 - z)(1 - n^2) r
-        dhs = xp.empty_like(a_n)  # dL/dh_t of every step, for d_gx's n block
+        factors, z = d_a.reshape(T, B, 3, H), gates.reshape(T, B, 3, H)[:, :, 1]
+        d_gx_n = xp.empty_like(a_n)  # dL/dh_t of each step, then (times to_n) d_gx's n block
+        blocks = _blocks(T, reverse, gates[0].nbytes)
+        to_n = xp.empty_like(a_n[:blocks[0][1] - blocks[0][0]])
         carry, scratch = xp.zeros_like(hs[0]), xp.empty_like(hs[0])
-        for t in reversed(order):
-            dh = dhs[t]
-            xp.add(g[t + 1 - r], carry, out=dh)
-            factors[t] *= dh[:, None]
-            xp.matmul(d_a[t], wh, out=carry)
-            xp.multiply(dh, z[t], out=scratch)
-            carry += scratch
+        for lo, hi, steps in blocks:
+            kernels.gru_factors(xp, gates[lo:hi], a_n[lo:hi], hs[lo + r:hi + r], factors[lo:hi], to_n[:hi - lo])
+            for t in steps:  # d_a = dh * factors, then on to step t - 1
+                dh = d_gx_n[t]
+                xp.add(g[t + 1 - r], carry, out=dh)
+                factors[t] *= dh[:, None]
+                xp.matmul(d_a[t], wh, out=carry)
+                xp.multiply(dh, z[t], out=scratch)
+                carry += scratch
+            d_gx_n[lo:hi] *= to_n[:hi - lo]
         dh = carry + g[T * r]
-        to_n *= dhs  # d_gx's n block; its r and z blocks are d_a's
-        d_x, d_w_ih, d_b_ih = _input_grads(x, w_ih, b_ih, x2, d_a[:, :, :2 * H], to_n)
+        d_x, d_w_ih, d_b_ih = _input_grads(x, w_ih, b_ih, x2, d_a[:, :, :2 * H], d_gx_n)
         d_a2 = d_a.reshape(T * B, -1)
         d_w_hh = d_a2.T @ hs[r:T + r].reshape(T * B, H) if w_hh.requires_grad else None
         grads = (d_x, dh, d_w_ih, d_w_hh)
