@@ -108,3 +108,20 @@ def test_a_zero_dim_chain_keeps_its_dtype_and_gives_arrays(device, dtype):
     assert isinstance(x.grad.data, backend.ARRAY_TYPES) and x.grad.dtype == dtype
     t = np.tanh(0.09)
     np.testing.assert_allclose(x.grad.item(), 2.0 * (1 - t * t) * 2 * 0.3, rtol=1e-6)
+
+
+# ---------------------------------------------------------------- accumulation
+@pytest.mark.parametrize("shape", [(), (1,), (3,)])
+def test_terms_summed_into_one_input_never_write_a_shared_gradient(device, shape):
+    """a + b hands one array to both inputs; a's later terms (from uses made earlier, so swept
+    later) go to a buffer of its own, added into in place or, for one element, summed anew,
+    never into the array that b was given."""
+    a = Tensor(np.full(shape, 2.0), dtype=np.float64, device=device, requires_grad=True)
+    b = Tensor(np.full(shape, 3.0), dtype=np.float64, device=device, requires_grad=True)
+    uses = [a * float(k) for k in range(4)]
+    total = a + b
+    for use in uses:
+        total = total + use
+    total.sum().backward()
+    np.testing.assert_allclose(a.grad.numpy(), np.full(shape, 1.0 + 0 + 1 + 2 + 3))
+    np.testing.assert_allclose(b.grad.numpy(), np.full(shape, 1.0))

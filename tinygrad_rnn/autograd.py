@@ -240,7 +240,7 @@ def _sweep(seeds: dict, retain_graph: bool, record, within=None) -> None:
     Every gradient kept in `grads` is a backend array, never a NumPy scalar.
     """
     grads = dict(seeds)
-    owned = set()  # nodes whose gradient buffer the engine allocated itself: safe to add into in place
+    owned = set()  # nodes whose gradient buffer the engine allocated itself: added into in place
     outer = {}  # node -> [OuterGrad]: a shared weight's per-step terms, summed by one GEMM at its turn
     pending = [(-t._index, t) for t in grads]
     heapify(pending)
@@ -312,10 +312,11 @@ def _sweep(seeds: dict, retain_graph: bool, record, within=None) -> None:
                 previous += pg
             else:
                 previous = previous + pg
-                if previous.__class__ not in ARRAY_TYPES:  # a 0-d NumPy sum is a scalar, not writable in place
+                if previous.__class__ not in ARRAY_TYPES:  # a 0-d NumPy sum is a scalar
                     previous = array_module(pdata).asarray(previous)
                 grads[parent] = previous
-                owned.add(parent)
+                if previous.size > 1:  # NumPy adds into one element in place twice as slowly as it makes a new sum
+                    owned.add(parent)
         if not retain_graph:
             node._backward = _graph_freed
             node._parents = ()
