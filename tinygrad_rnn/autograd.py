@@ -234,10 +234,12 @@ class GradientRecord:
 def _sweep(seeds: dict, retain_graph: bool, record, within=None) -> None:
     """The reverse sweep shared by backward (record None) and vjp (record given).
 
-    Nodes are visited in decreasing creation index, taken from a heap of the nodes that have
-    received a gradient: every consumer of a node was made after it, so by the time a node is
-    popped all its gradient contributions have arrived. No separate topological sort is needed.
-    Every gradient kept in `grads` is a backend array, never a NumPy scalar.
+    Nodes are visited in decreasing creation index: every consumer of a node was made after it,
+    so by the time a node is visited all its gradient contributions have arrived, and no separate
+    topological sort is needed. The nodes that have received a gradient wait in a heap, except
+    the one of highest index, held in `top`: in a chain, each node's input is the next node to
+    visit and never enters the heap. Every gradient kept in `grads` is a backend array, never a
+    NumPy scalar.
     """
     grads = dict(seeds)
     owned = set()  # nodes whose gradient buffer the engine allocated itself: added into in place
@@ -282,7 +284,7 @@ def _sweep(seeds: dict, retain_graph: bool, record, within=None) -> None:
                 record._contribute(parent, node, pg)
             previous = get(parent)
             if previous is None and parent not in outer:  # parent becomes pending
-                highest = top._index if top is not None else -pending[0][0] if pending else -1
+                highest = top._index if top is not None else -pending[0][0] if pending else -1  # pending so far
                 if parent._index > highest:  # it is the next node to visit
                     if top is not None:
                         heappush(pending, (-top._index, top))
