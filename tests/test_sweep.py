@@ -110,6 +110,16 @@ def test_a_zero_dim_chain_keeps_its_dtype_and_gives_arrays(device, dtype):
     np.testing.assert_allclose(x.grad.item(), 2.0 * (1 - t * t) * 2 * 0.3, rtol=1e-6)
 
 
+
+def test_a_0d_input_broadcast_over_a_vector_gets_an_array_gradient(device):
+    """Broadcasting's adjoint sums every axis away here, which NumPy returns as a scalar."""
+    s = Tensor(2.0, dtype=np.float64, device=device, requires_grad=True)
+    seen = []
+    s.register_hook(lambda g: seen.append(g))
+    (s * Tensor([1.0, 2.0, 3.0], dtype=np.float64, device=device)).sum().backward()
+    assert isinstance(seen[0].data, backend.ARRAY_TYPES) and isinstance(s.grad.data, backend.ARRAY_TYPES)
+    assert s.grad.shape == () and s.grad.item() == 6.0
+
 # ---------------------------------------------------------------- accumulation
 @pytest.mark.parametrize("shape", [(), (1,), (3,)])
 def test_terms_summed_into_one_input_never_write_a_shared_gradient(device, shape):
