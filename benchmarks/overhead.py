@@ -1,7 +1,7 @@
 """Per-op overhead: a chain of 1,000 elementwise ops on shape (1,), forward and backward.
 
 On arrays of one element the arithmetic is free, so the time per op is the engine's own cost:
-making a node, recording the closure, sorting the graph and running each backward. PyTorch
+making a node, recording the closure, and sweeping the graph to run each backward. PyTorch
 (CPU, eager) runs the same chain in the same process when it is installed.
 
     python -m benchmarks.overhead [--ops 1000] [--repeats 30]

@@ -5,9 +5,11 @@ inputs (``_parents``) and a closure ``_backward(g) -> (g_parent, ...)`` over the
 formula needs, never its outputs, so dropping the last reference to a loss frees the whole graph
 by reference counting alone.
 
-``backward`` sorts the graph once, iteratively (an unrolled RNN is tens of thousands of nodes
-deep: no recursion anywhere), and sweeps it in reverse topological order, accumulating each
-node's gradient from all its consumers before passing it on. Broadcasting's adjoint lives here,
+``backward`` sweeps the graph in decreasing creation index (every tensor is numbered as it is
+made, so each node comes after all its consumers): a heap holds the nodes that have received a
+gradient, and the next node of a chain is held beside it. No recursion anywhere and no separate
+topological sort (an unrolled RNN is tens of thousands of nodes deep). Each node's gradient is
+accumulated from all its consumers before it is passed on. Broadcasting's adjoint lives here,
 once: a gradient whose shape differs from its input's is summed back to that shape (and cast
 back to the input's dtype after type promotion).
 
@@ -19,8 +21,9 @@ from __future__ import annotations
 import contextlib
 from heapq import heapify, heappop, heappush
 
-from .backend import ARRAY_TYPES, array_module, scatter_add
+from .backend import ARRAY_TYPES, array_module
 from .tensor import Tensor, next_creation_index
+from .terms import IndexedGrad, OuterGrad
 
 __all__ = ["no_grad", "enable_grad", "is_grad_enabled", "time_step", "scope", "make", "backward", "node_grads",
            "vjp", "GradientRecord", "IndexedGrad", "OuterGrad", "topological_order", "unbroadcast",
@@ -102,28 +105,32 @@ def make(data, parents: tuple, backward, op: str) -> Tensor:
     out = Tensor.__new__(Tensor)
     out.data = data
     out.grad = None
+    out.name = None
     out._hooks = None
     out._retain = False
     out._index = next_creation_index()
     out._op = op
     out._step = _step
     out._scope = _scope
-    out.name = None
-    out.requires_grad = False
-    out._parents = ()
-    out._backward = None
     if _grad_enabled:
         for parent in parents:
             if parent.requires_grad:
                 out.requires_grad = True
                 out._parents = parents
                 out._backward = backward
-                break
+                return out
+    out.requires_grad = False
+    out._parents = ()
+    out._backward = None
     return out
 
 
+class _GraphFreed(Exception):
+    """Raised by the closure of a node whose graph an earlier backward() released."""
+
+
 def _graph_freed(g):
-    raise AssertionError("unreachable: the engine checks for freed nodes first")
+    raise _GraphFreed
 
 
 # ---------------------------------------------------------------- the sweep
@@ -163,7 +170,8 @@ def unbroadcast(grad, shape: tuple):
     axes = tuple(i for i, n in enumerate(shape) if n == 1 and grad.shape[i] != 1)
     if axes:
         grad = grad.sum(axis=axes, keepdims=True)
-    return grad.reshape(shape)
+    grad = grad.reshape(shape)
+    return grad if grad.__class__ in ARRAY_TYPES else array_module(grad).asarray(grad)  # NumPy sums to scalars
 
 
 def backward(root: Tensor, grad=None, retain_graph: bool = False) -> None:
@@ -226,24 +234,29 @@ class GradientRecord:
 def _sweep(seeds: dict, retain_graph: bool, record, within=None) -> None:
     """The reverse sweep shared by backward (record None) and vjp (record given).
 
-    Nodes are visited in decreasing creation index, taken from a heap of the nodes that have
-    received a gradient: every consumer of a node was made after it, so by the time a node is
-    popped all its gradient contributions have arrived. No separate topological sort is needed.
+    Nodes are visited in decreasing creation index: every consumer of a node was made after it,
+    so by the time a node is visited all its gradient contributions have arrived, and no separate
+    topological sort is needed. The nodes that have received a gradient wait in a heap, except
+    the one of highest index, held in `top`: in a chain, each node's input is the next node to
+    visit and never enters the heap. Every gradient kept in `grads` is a backend array, never a
+    NumPy scalar.
     """
     grads = dict(seeds)
-    owned = set()  # nodes whose gradient buffer the engine allocated itself: safe to add into in place
+    owned = set()  # nodes whose gradient buffer the engine allocated itself: added into in place
     outer = {}  # node -> [OuterGrad]: a shared weight's per-step terms, summed by one GEMM at its turn
     pending = [(-t._index, t) for t in grads]
     heapify(pending)
     pop, get = grads.pop, grads.get
-    while pending:
-        node = heappop(pending)[1]
+    top = None  # the pending node of highest index, held out of the heap: in a chain, the next node
+    while top is not None or pending:
+        if top is not None:
+            node, top = top, None
+        else:
+            node = heappop(pending)[1]
         g = pop(node, None)
         if outer and node in outer:
             summed = OuterGrad.sum(outer.pop(node))
             g = summed if g is None else g + summed
-        if g.__class__ not in ARRAY_TYPES:  # NumPy's 0-d arithmetic returns scalars: hooks and .grad need arrays
-            g = array_module(g).asarray(g)
         if record is not None:
             record.grads[id(node)] = g
             record.nodes[id(node)] = node
@@ -256,91 +269,69 @@ def _sweep(seeds: dict, retain_graph: bool, record, within=None) -> None:
             if record is None:
                 _accumulate(node, g)
             continue
-        if fn is _graph_freed:
-            raise RuntimeError(
-                f"backward: the graph through '{node._op}' was already freed by an earlier backward(); "
-                "pass retain_graph=True to the first backward() to go through the graph twice")
         if node._retain and record is None:
             _accumulate(node, g)
-        for parent, pg in zip(node._parents, fn(g)):
+        try:
+            terms = fn(g)
+        except _GraphFreed:
+            raise RuntimeError(
+                f"backward: the graph through '{node._op}' was already freed by an earlier backward(); "
+                "pass retain_graph=True to the first backward() to go through the graph twice") from None
+        for parent, pg in zip(node._parents, terms):
             if pg is None or not parent.requires_grad:
                 continue
             if record is not None and parent._backward is None:
                 record._contribute(parent, node, pg)
             previous = get(parent)
-            if previous is None and parent not in outer:
-                heappush(pending, (-parent._index, parent))
-            if pg.__class__ is OuterGrad:  # kept aside: all of a weight's terms become one GEMM
-                outer.setdefault(parent, []).append(pg)
-                continue
+            if previous is None and parent not in outer:  # parent becomes pending
+                highest = top._index if top is not None else -pending[0][0] if pending else -1  # pending so far
+                if parent._index > highest:  # it is the next node to visit
+                    if top is not None:
+                        heappush(pending, (-top._index, top))
+                    top = parent
+                else:
+                    heappush(pending, (-parent._index, parent))
             pdata = parent.data
-            if pg.__class__ is IndexedGrad:  # a slice's gradient: add into one buffer, no zeros per slice
-                if parent not in owned:
-                    buffer = array_module(pdata).zeros(pdata.shape, dtype=pdata.dtype)
-                    if previous is not None:
-                        buffer += previous
-                    grads[parent] = previous = buffer
-                    owned.add(parent)
-                pg.add_into(previous)
-                continue
-            if pg.shape != pdata.shape:
-                pg = unbroadcast(pg, pdata.shape)
-            if pg.dtype is not pdata.dtype and pg.dtype != pdata.dtype:
-                pg = pg.astype(pdata.dtype)
+            if pg.__class__ not in ARRAY_TYPES:
+                if pg.__class__ is OuterGrad:  # kept aside: all of a weight's terms become one GEMM
+                    outer.setdefault(parent, []).append(pg)
+                    continue
+                if pg.__class__ is IndexedGrad:  # a slice's gradient: add into one buffer, no zeros per slice
+                    if parent not in owned:
+                        buffer = array_module(pdata).zeros(pdata.shape, dtype=pdata.dtype)
+                        if previous is not None:
+                            buffer += previous
+                        grads[parent] = previous = buffer
+                        owned.add(parent)
+                    pg.add_into(previous)
+                    continue
+                pg = array_module(pdata).asarray(pg)  # NumPy's 0-d arithmetic returns scalars
+            if pg.shape != pdata.shape or pg.dtype is not pdata.dtype:
+                pg = _fit(pg, pdata)
             if previous is None:
                 grads[parent] = pg  # may alias another gradient: never written in place
             elif parent in owned:
                 previous += pg
             else:
                 previous = previous + pg
-                if previous.__class__ not in ARRAY_TYPES:  # a 0-d NumPy sum is a scalar, not writable in place
+                if previous.__class__ not in ARRAY_TYPES:  # a 0-d NumPy sum is a scalar
                     previous = array_module(pdata).asarray(previous)
                 grads[parent] = previous
-                owned.add(parent)
+                if previous.size > 1:  # NumPy adds into one element in place twice as slowly as it makes a new sum
+                    owned.add(parent)
         if not retain_graph:
             node._backward = _graph_freed
             node._parents = ()
 
 
-class OuterGrad:
-    """The gradient term a^T b of a weight, a: (B, m), b: (B, n) -> (m, n), left unmultiplied.
-
-    A recurrent weight gets one such term per time step. The engine keeps them until the weight's
-    turn and then forms their sum as one GEMM, [a_1; ...; a_T]^T [b_1; ...; b_T], instead of T
-    small ones (T outer products when B = 1) and T full-size additions.
-    """
-    __slots__ = ("a", "b")
-
-    def __init__(self, a, b):
-        self.a, self.b = a, b
-
-    def dense(self):
-        return self.a.T @ self.b
-
-    @staticmethod
-    def sum(terms: list):
-        if len(terms) == 1:
-            return terms[0].dense()
-        xp = array_module(terms[0].a)
-        return xp.concatenate([t.a for t in terms]).T @ xp.concatenate([t.b for t in terms])
-
-
-class IndexedGrad:
-    """The gradient of an indexing op: `values` at `index` of an array that is zero elsewhere.
-
-    The engine adds it into one buffer per input (in place, repeated integer indices
-    accumulating), so taking T slices of a sequence costs O(T) in backward, not T full arrays.
-    """
-    __slots__ = ("index", "values", "basic")
-
-    def __init__(self, index, values, basic: bool):
-        self.index, self.values, self.basic = index, values, basic
-
-    def add_into(self, buffer) -> None:
-        if self.basic:
-            buffer[self.index] += self.values
-        else:
-            scatter_add(buffer, self.index, self.values)
+def _fit(grad, data):
+    """`grad` made a gradient of `data`: broadcasting's adjoint sums it back to data's shape,
+    and type promotion's adjoint casts it back to data's dtype."""
+    if grad.shape != data.shape:
+        grad = unbroadcast(grad, data.shape)
+    if grad.dtype != data.dtype:
+        grad = grad.astype(data.dtype)
+    return grad
 
 
 def _seed_gradient(root: Tensor, grad, caller: str):
@@ -361,7 +352,7 @@ def _seed_gradient(root: Tensor, grad, caller: str):
                            f"{tuple(root.data.shape)}; they must match")
     if array_module(g) is not xp:
         raise RuntimeError(f"{caller}: grad is on a different device than the tensor; move it with .to()")
-    return g
+    return g if g.__class__ in ARRAY_TYPES else xp.asarray(g)  # a constant tensor may hold a NumPy scalar
 
 
 def _accumulate(node: Tensor, g) -> None:

@@ -34,6 +34,8 @@ def _operands(a, b, op: str):
     a float scalar with an integer tensor follows NumPy's promotion (float64).
     """
     if isinstance(a, Tensor):
+        if b.__class__ is Tensor and a.data.__class__ is np.ndarray and b.data.__class__ is np.ndarray:
+            return a, b  # the common case, first: two tensors on the CPU
         return a, _operand(b, a, op)
     return _operand(a, b, op), b
 
@@ -200,20 +202,21 @@ def log(a: Tensor) -> Tensor:
 def tanh(a: Tensor) -> Tensor:
     """y = tanh(a);  dL/da = g * (1 + y)(1 - y)"""
     y = _xp(a).tanh(a.data)
-    return make(y, (a,), lambda g: (g * ((1 + y) * (1 - y)),), "tanh")
+    # 1.0 rather than 1 here and below: NumPy takes a Python float operand faster than an int
+    return make(y, (a,), lambda g: (g * ((1.0 + y) * (1.0 - y)),), "tanh")
 
 
 def stable_sigmoid(xp, x):
     """1 / (1 + e^-x) without overflow: with e = exp(-|x|), y = 1/(1+e) for x >= 0, else e/(1+e)."""
     e = xp.exp(-xp.abs(x))
-    r = 1 / (1 + e)
+    r = 1.0 / (1.0 + e)
     return xp.where(x >= 0, r, e * r)
 
 
 def sigmoid(a: Tensor) -> Tensor:
     """y = 1 / (1 + exp(-a)), computed stably;  dL/da = g * y * (1 - y)"""
     y = stable_sigmoid(_xp(a), a.data)
-    return make(y, (a,), lambda g: (g * y * (1 - y),), "sigmoid")
+    return make(y, (a,), lambda g: (g * y * (1.0 - y),), "sigmoid")
 
 
 def relu(a: Tensor) -> Tensor:
