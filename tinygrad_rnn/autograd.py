@@ -319,6 +319,7 @@ def _sweep(seeds: dict, retain_graph: bool, record, within=None) -> None:
                 grads[parent] = previous
                 if previous.size > 1:  # NumPy adds into one element in place twice as slowly as it makes a new sum
                     owned.add(parent)
+        terms = pg = None  # let go of this node's terms before the next node makes its own
         if not retain_graph:
             node._backward = _graph_freed
             node._parents = ()
