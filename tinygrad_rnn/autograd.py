@@ -22,6 +22,7 @@ import contextlib
 from heapq import heapify, heappop, heappush
 
 from .backend import ARRAY_TYPES, array_module
+from .record import GradientRecord
 from .tensor import Tensor, next_creation_index
 from .terms import IndexedGrad, OuterGrad
 
@@ -201,34 +202,16 @@ def vjp(seeds: dict, within=None) -> "GradientRecord":
     return record
 
 
-class GradientRecord:
-    """What node_grads / vjp observed: `grads` maps id(node) to its gradient array (`nodes` maps
-    id(node) to the node), and
-    `contributions` maps id(leaf) to [(consumer node, that consumer's gradient term)], so a
-    shared weight's gradient can be split into the terms of the steps that used it."""
-
-    def __init__(self):
-        self.grads, self.contributions, self.nodes = {}, {}, {}
-
-    def grad(self, tensor: Tensor):
-        """The gradient array of `tensor`, or None when it does not reach the root."""
-        return self.grads.get(id(tensor))
-
-    def terms(self, leaf: Tensor) -> list:
-        """[(consumer node, its term of the leaf's gradient)]: the terms sum to the gradient."""
-        return self.contributions.get(id(leaf), [])
-
-    def _contribute(self, leaf: Tensor, consumer: Tensor, pg) -> None:
-        data = leaf.data
-        if pg.__class__ is OuterGrad:
-            pg = pg.dense()
-        elif pg.__class__ is IndexedGrad:
-            dense = array_module(data).zeros(data.shape, dtype=data.dtype)
-            pg.add_into(dense)
-            pg = dense
-        elif pg.shape != data.shape:
-            pg = unbroadcast(pg, data.shape)
-        self.contributions.setdefault(id(leaf), []).append((consumer, pg))
+def _dense_term(leaf: Tensor, pg):
+    """A consumer's gradient term of `leaf` as a dense array of leaf's shape (for GradientRecord)."""
+    data = leaf.data
+    if pg.__class__ is OuterGrad:
+        return pg.dense()
+    if pg.__class__ is IndexedGrad:
+        dense = array_module(data).zeros(data.shape, dtype=data.dtype)
+        pg.add_into(dense)
+        return dense
+    return unbroadcast(pg, data.shape) if pg.shape != data.shape else pg
 
 
 def _sweep(seeds: dict, retain_graph: bool, record, within=None) -> None:
@@ -281,7 +264,7 @@ def _sweep(seeds: dict, retain_graph: bool, record, within=None) -> None:
             if pg is None or not parent.requires_grad:
                 continue
             if record is not None and parent._backward is None:
-                record._contribute(parent, node, pg)
+                record.contributions.setdefault(id(parent), []).append((node, _dense_term(parent, pg)))
             previous = get(parent)
             if previous is None and parent not in outer:  # parent becomes pending
                 highest = top._index if top is not None else -pending[0][0] if pending else -1  # pending so far
