@@ -122,3 +122,24 @@ def test_backward_in_blocks_of_steps(kind, steps_per_block, monkeypatch, device)
         results.append(run_layer(m, kind, x, []))
     for key in results[0]:
         np.testing.assert_allclose(results[1][key], results[0][key], rtol=1e-10, atol=1e-12, err_msg=key)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_observing_the_gradients_first_changes_nothing(kind, device):
+    """node_grads (used by viz) sweeps without releasing the graph, so the backward that follows
+    gives what a plain backward gives; that one may reuse the saved gates for d_a."""
+    from tinygrad_rnn.autograd import node_grads
+    results = []
+    for observe in (False, True):
+        model = make_layer(kind, 3, 4, num_layers=2, fused="sequence", dtype=np.float64, device=device)
+        model.load_state_dict({k: np.full(v.shape, 0.1) + 0.01 * np.arange(v.size).reshape(v.shape) % 0.3
+                               for k, v in model.state_dict().items()})
+        x = tr.Tensor(np.random.default_rng(2).standard_normal((6, 2, 3)), device=device)
+        output, _ = model(x)
+        loss = weighted_sum([output])
+        if observe:
+            node_grads(loss)
+        loss.backward()
+        results.append([p.grad.numpy() for p in model.parameters()])
+    for observed, plain in zip(results[1], results[0]):
+        np.testing.assert_array_equal(observed, plain)

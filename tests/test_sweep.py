@@ -135,3 +135,16 @@ def test_terms_summed_into_one_input_never_write_a_shared_gradient(device, shape
     total.sum().backward()
     np.testing.assert_allclose(a.grad.numpy(), np.full(shape, 1.0 + 0 + 1 + 2 + 3))
     np.testing.assert_allclose(b.grad.numpy(), np.full(shape, 1.0))
+
+
+# ---------------------------------------------------------------- releasing
+def test_releasing_only_inside_a_backward_that_frees_the_graph():
+    """autograd.releasing() tells a node's backward that it runs for the last time."""
+    seen = []
+    x = Tensor(np.ones(3), requires_grad=True)
+    y = x * 2.0
+    y.register_hook(lambda g: seen.append(autograd.releasing()))
+    loss = (y * y).sum()
+    loss.backward(retain_graph=True)
+    loss.backward()
+    assert seen == [False, True] and not autograd.releasing()

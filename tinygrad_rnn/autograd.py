@@ -13,8 +13,9 @@ accumulated from all its consumers before it is passed on. Broadcasting's adjoin
 once: a gradient whose shape differs from its input's is summed back to that shape (and cast
 back to the input's dtype after type promotion).
 
-Global modes (gradient recording, the current time step, the current module scope) live here
-and nowhere else; their context managers restore the previous value in ``finally``.
+Global modes (gradient recording, the current time step, the current module scope, whether the
+sweep is releasing the graph) live here and nowhere else; their context managers restore the
+previous value in ``finally``.
 """
 from __future__ import annotations
 
@@ -26,13 +27,14 @@ from .record import GradientRecord
 from .tensor import Tensor, next_creation_index
 from .terms import IndexedGrad, OuterGrad
 
-__all__ = ["no_grad", "enable_grad", "is_grad_enabled", "time_step", "scope", "make", "backward", "node_grads",
-           "vjp", "GradientRecord", "IndexedGrad", "OuterGrad", "topological_order", "unbroadcast",
+__all__ = ["no_grad", "enable_grad", "is_grad_enabled", "releasing", "time_step", "scope", "make", "backward",
+           "node_grads", "vjp", "GradientRecord", "IndexedGrad", "OuterGrad", "topological_order", "unbroadcast",
            "RemovableHandle"]
 
 _grad_enabled = True
 _step = None  # the time step stamped on new nodes (set by time_step(t))
 _scope = ""   # the module scope stamped on new nodes, e.g. "lstm.l0.reverse"
+_releasing = False  # inside a sweep that frees the graph as it goes (see releasing())
 
 
 # ---------------------------------------------------------------- global modes
@@ -60,6 +62,23 @@ def enable_grad():
 
 def is_grad_enabled() -> bool:
     return _grad_enabled
+
+
+def releasing() -> bool:
+    """True while backward() sweeps without retain_graph: each node's backward then runs for the
+    last time, so it may overwrite what its forward saved (sequence.py's nodes turn their gates'
+    buffer into the gradient). False in vjp/node_grads and with retain_graph=True."""
+    return _releasing
+
+
+@contextlib.contextmanager
+def _sweeping(releases: bool):
+    global _releasing
+    previous, _releasing = _releasing, releases
+    try:
+        yield
+    finally:
+        _releasing = previous
 
 
 class time_step:
@@ -181,7 +200,9 @@ def backward(root: Tensor, grad=None, retain_graph: bool = False) -> None:
     Non-leaf gradients are dropped unless the node called retain_grad(). Unless retain_graph,
     each node's closure and inputs are released as soon as its gradient has been passed on.
     """
-    _sweep({root: _seed_gradient(root, grad, "backward")}, retain_graph, None)
+    seeds = {root: _seed_gradient(root, grad, "backward")}
+    with _sweeping(not retain_graph):
+        _sweep(seeds, retain_graph, None)
 
 
 def node_grads(root: Tensor, grad=None) -> "GradientRecord":
@@ -198,7 +219,9 @@ def vjp(seeds: dict, within=None) -> "GradientRecord":
     products with its inputs (one time step's Jacobian, say) come without the rest of the graph.
     """
     record = GradientRecord()
-    _sweep({t: _seed_gradient(t, g, "vjp") for t, g in seeds.items()}, True, record, within)
+    seeds = {t: _seed_gradient(t, g, "vjp") for t, g in seeds.items()}
+    with _sweeping(False):
+        _sweep(seeds, True, record, within)
     return record
 
 

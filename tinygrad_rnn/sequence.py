@@ -30,7 +30,7 @@ outputs' and c_n's.
 from __future__ import annotations
 
 from . import kernels
-from .autograd import make
+from .autograd import make, releasing
 from .backend import array_module
 from .tensor import Tensor
 
@@ -97,6 +97,16 @@ def _blocks(T: int, reverse: bool, step_bytes: int) -> list:
     if reverse:
         return [(lo, min(T, lo + k), range(lo, min(T, lo + k))) for lo in range(0, T, k)]
     return [(max(0, hi - k), hi, range(hi - 1, max(0, hi - k) - 1, -1)) for hi in range(T, 0, -k)]
+
+
+def _gradient_rows(xp, gates, k: int) -> tuple:
+    """(d_a, block): where backward forms d_a, (T, B, G*H). While the sweep frees the graph
+    (autograd.releasing()), d_a takes the gates' own buffer: each block of steps forms its rows in
+    `block` (room for k steps) and then copies them over gates it no longer needs. Otherwise d_a
+    is a new array, block is None and the rows are formed in place."""
+    if releasing():
+        return gates, xp.empty_like(gates[:k])
+    return xp.empty_like(gates), None
 
 
 def _project(xp, x: Tensor, w_ih: Tensor, bias, scale=None, out=None):
@@ -217,23 +227,26 @@ def _lstm_node(x, h0, c0, w_ih, w_hh, bias, reverse) -> Tensor:
     states[T + 1] = cs[T - T * r]  # c_n
 
     def backward(g):
-        d_a = xp.empty_like(acts)
-        factors, f = d_a.reshape(T, B, 4, H), acts.reshape(T, B, 4, H)[:, :, 1]
         blocks = _blocks(T, reverse, acts[0].nbytes)
-        h_to_c = xp.empty_like(tanh_c[:blocks[0][1] - blocks[0][0]])
+        k = blocks[0][1] - blocks[0][0]
+        d_a, block = _gradient_rows(xp, acts, k)
+        f, h_to_c = acts.reshape(T, B, 4, H)[:, :, 1], xp.empty_like(tanh_c[:k])
         dh, dc, scratch = xp.zeros_like(hs[0]), g[T + 1].copy(), xp.empty_like(cs[0])
         for lo, hi, steps in blocks:
-            kernels.lstm_factors(xp, acts[lo:hi], cs[lo + r:hi + r], tanh_c[lo:hi], factors[lo:hi],
-                                 h_to_c[:hi - lo])
+            rows = d_a[lo:hi] if block is None else block[:hi - lo]
+            factors = rows.reshape(hi - lo, B, 4, H)
+            kernels.lstm_factors(xp, acts[lo:hi], cs[lo + r:hi + r], tanh_c[lo:hi], factors, h_to_c[:hi - lo])
             for t in steps:  # d_a = [dc, dc, dc, dh] * factors, then on to step t - 1
                 dh += g[t + 1 - r]
                 xp.multiply(dh, h_to_c[t - lo], out=scratch)
                 dc += scratch
-                step = factors[t]
+                step = factors[t - lo]
                 step[:, :3] *= dc[:, None]
                 step[:, 3] *= dh
-                xp.matmul(d_a[t], wh, out=dh)
+                xp.matmul(rows[t - lo], wh, out=dh)
                 dc *= f[t]
+            if block is not None:
+                d_a[lo:hi] = rows
         dh += g[T * r]
         d_x, d_w_ih, d_bias = _input_grads(x, w_ih, bias, x2, d_a)
         d_w_hh = d_a.reshape(T * B, -1).T @ hs[r:T + r].reshape(T * B, H) if w_hh.requires_grad else None
@@ -275,22 +288,26 @@ def _gru_node(x, h0, w_ih, w_hh, b_ih, b_hh, reverse) -> Tensor:
         kernels.gru_forward(xp, gates[t], a_n[t], hs[t + r], hs[t + 1 - r])
 
     def backward(g):
-        d_a = xp.empty_like(gates)
-        factors, z = d_a.reshape(T, B, 3, H), gates.reshape(T, B, 3, H)[:, :, 1]
-        d_gx_n = xp.empty_like(a_n)  # dL/dh_t of each step, then (times to_n) d_gx's n block
         blocks = _blocks(T, reverse, gates[0].nbytes)
-        to_n = xp.empty_like(a_n[:blocks[0][1] - blocks[0][0]])
+        k = blocks[0][1] - blocks[0][0]
+        d_a, block = _gradient_rows(xp, gates, k)
+        z, to_n = gates.reshape(T, B, 3, H)[:, :, 1], xp.empty_like(a_n[:k])
+        d_gx_n = xp.empty_like(a_n)  # dL/dh_t of each step, then (times to_n) d_gx's n block
         carry, scratch = xp.zeros_like(hs[0]), xp.empty_like(hs[0])
         for lo, hi, steps in blocks:
-            kernels.gru_factors(xp, gates[lo:hi], a_n[lo:hi], hs[lo + r:hi + r], factors[lo:hi], to_n[:hi - lo])
+            rows = d_a[lo:hi] if block is None else block[:hi - lo]
+            factors = rows.reshape(hi - lo, B, 3, H)
+            kernels.gru_factors(xp, gates[lo:hi], a_n[lo:hi], hs[lo + r:hi + r], factors, to_n[:hi - lo])
             for t in steps:  # d_a = dh * factors, then on to step t - 1
                 dh = d_gx_n[t]
                 xp.add(g[t + 1 - r], carry, out=dh)
-                factors[t] *= dh[:, None]
-                xp.matmul(d_a[t], wh, out=carry)
+                factors[t - lo] *= dh[:, None]
+                xp.matmul(rows[t - lo], wh, out=carry)
                 xp.multiply(dh, z[t], out=scratch)
                 carry += scratch
             d_gx_n[lo:hi] *= to_n[:hi - lo]
+            if block is not None:
+                d_a[lo:hi] = rows
         dh = carry + g[T * r]
         d_x, d_w_ih, d_b_ih = _input_grads(x, w_ih, b_ih, x2, d_a[:, :, :2 * H], d_gx_n)
         d_a2 = d_a.reshape(T * B, -1)
