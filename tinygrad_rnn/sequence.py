@@ -16,7 +16,8 @@ projection's buffer. Forward runs kernels.py's gate arithmetic, the per-step for
 first computes every factor of d_a that does not depend on the gradient flowing back in time
 (the gates' slopes times what multiplies them) for a block of steps at once, as many as fit in
 cache (at small sizes all of them: there every NumPy call counts), so that the loop over the
-steps is left with a few multiplies and one GEMM each.
+steps is left with a few multiplies and one GEMM each. When backward frees the graph as it goes
+(autograd.releasing()), the LSTM and GRU form d_a over their saved gates, block by block.
 The price: no per-step nodes, so draw and trace with fused=True (or False) instead.
 
 The node's output holds the states of all steps in time order, with the initial state in an
