@@ -10,7 +10,7 @@ import tinygrad_rnn as tr
 from tinygrad_rnn import nn
 from tinygrad_rnn.trace import trace_gradients
 
-from test_rnn import KINDS, make_layer, run_layer, walk, weighted_sum, unpack_final
+from test_rnn import KINDS, assert_same, make_layer, run_layer, unpack_final, walk, weighted_sum
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -54,8 +54,7 @@ def test_dropout_between_layers_matches_the_per_step_form(kind, device):
         model = make_layer(kind, 3, 4, num_layers=3, dropout=0.5, fused=form, dtype=np.float64, device=device)
         x = tr.Tensor(np.random.default_rng(1).standard_normal((5, 2, 3)), requires_grad=True, device=device)
         results.append(run_layer(model, kind, x, []))
-    for key in results[0]:
-        np.testing.assert_allclose(results[1][key], results[0][key], rtol=1e-10, atol=1e-12, err_msg=key)
+    assert_same(results[1], results[0], rtol=1e-10, atol=1e-12)
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -120,8 +119,7 @@ def test_backward_in_blocks_of_steps(kind, steps_per_block, monkeypatch, device)
     for m in (reference, model):
         x = tr.Tensor(np.random.default_rng(9).standard_normal((7, 2, 3)), requires_grad=True, device=device)
         results.append(run_layer(m, kind, x, []))
-    for key in results[0]:
-        np.testing.assert_allclose(results[1][key], results[0][key], rtol=1e-10, atol=1e-12, err_msg=key)
+    assert_same(results[1], results[0], rtol=1e-10, atol=1e-12)
 
 
 @pytest.mark.parametrize("kind", KINDS)
