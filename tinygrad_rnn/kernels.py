@@ -3,9 +3,10 @@
 These are the fused cells' kernels, written once and run by two graph granularities: fused.py
 makes one node per time step (fresh buffers each step), sequence.py one node per layer and
 direction (slices of buffers allocated once for all steps). The *_factors kernels are the
-step-independent half of a backward step, for a block of steps at once (sequence.py). The GEMMs stay with the callers, who
-know where their operands live. Shapes: B batch, H hidden; gate order as PyTorch's; every
-output buffer is the caller's, and a kernel writes nothing else but small temporaries.
+step-independent half of a backward step, for a block of steps at once (sequence.py). The GEMMs
+stay with the callers, who know where their operands live. Shapes: B batch, H hidden; gate
+order as PyTorch's; every output buffer is the caller's, and a kernel writes nothing else but
+small temporaries.
 
 At these sizes the elementwise work costs as much as the GEMMs, so it runs in place (`out=` and
 augmented assignment). Sigmoid is computed as (1 + tanh(x / 2)) / 2: one transcendental, never
