@@ -2,6 +2,8 @@
 the other forms and with PyTorch (test_rnn.py, test_rnn_golden.py, test_rnn_torch.py): its graph,
 a retained graph, dropout between layers, float32, and what it refuses."""
 import collections
+import gc
+import tracemalloc
 
 import numpy as np
 import pytest
@@ -141,3 +143,38 @@ def test_observing_the_gradients_first_changes_nothing(kind, device):
         results.append([p.grad.numpy() for p in model.parameters()])
     for observed, plain in zip(results[1], results[0]):
         np.testing.assert_array_equal(observed, plain)
+
+
+# A freeing backward's peak, in output-sized arrays (T, B, H): what forward keeps (as a hand-written
+# BPTT: the LSTM's gates (4), c and h, but not tanh(c), which backward takes again; the GRU's r, z,
+# n, W_hn h + b_hn and h; the RNN's h), then dL/doutput and dL/dS (the RNN then trades dL/doutput
+# for d_pre: it keeps no gates to form it over), and the blocks' scratch (256 KiB: 0.3 here) with
+# the weights' gradients.
+PEAK_BOUND = {"lstm": 6 + 2.4, "gru": 5 + 2.4, "rnn_tanh": 1 + 2.6, "rnn_relu": 1 + 2.6}
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_peak_memory_of_a_training_step(kind):
+    """One training step's peak (tracemalloc, above what existed before it) stays within what a
+    hand-written BPTT keeps plus the few output-sized arrays any backward needs: no (T, B, 4H)
+    gradient of the gates (it is formed over the gates) and no scratch that grows with T."""
+    T, B, I, H = 200, 16, 8, 32
+    model = make_layer(kind, I, H, fused="sequence", dtype=np.float64)
+    rng = np.random.default_rng(0)
+    x, w = tr.Tensor(rng.standard_normal((T, B, I))), rng.standard_normal((T, B, H))
+
+    def step():
+        model.zero_grad()
+        output, _ = model(x)
+        (output * w).sum().backward()
+    step()
+    gc.collect()
+    tracemalloc.start()
+    try:
+        base = tracemalloc.get_traced_memory()[0]
+        step()
+        peak = tracemalloc.get_traced_memory()[1] - base
+    finally:
+        tracemalloc.stop()
+    output_bytes = T * B * H * 8
+    assert peak <= PEAK_BOUND[kind] * output_bytes, (kind, peak / output_bytes)

@@ -11,13 +11,15 @@ the steps in reverse and forms each weight's gradient as one GEMM over all of th
               dW_hh = d_A^T H_prev, dW_ih = d_GX^T X, dX = d_GX W_ih   3 GEMMs over all steps
 
 with G = 1 (RNN), 4 (LSTM) or 3 (GRU). What it keeps is what a hand-written BPTT keeps (the
-gates, the states; the LSTM's tanh(c) too; the GRU's a_n), the gates written in place into the
-projection's buffer. Forward runs kernels.py's gate arithmetic, the per-step form's. Backward
-first computes every factor of d_a that does not depend on the gradient flowing back in time
-(the gates' slopes times what multiplies them) for a block of steps at once, as many as fit in
-cache (at small sizes all of them: there every NumPy call counts), so that the loop over the
-steps is left with a few multiplies and one GEMM each. When backward frees the graph as it goes
-(autograd.releasing()), the LSTM and GRU form d_a over their saved gates, block by block.
+gates, written in place into the projection's buffer; the states; the GRU's a_n), less the
+LSTM's tanh(c), which backward takes again from c. Forward runs kernels.py's gate arithmetic,
+the per-step form's. Backward first computes every factor of d_a that does not depend on the
+gradient flowing back in time (the gates' slopes times what multiplies them) for a block of
+steps at once, as many as fit in cache (at small sizes all of them: there every NumPy call
+counts), so that the loop over the steps is left with a few multiplies and one GEMM each. When
+backward frees the graph as it goes (autograd.releasing()), the LSTM and GRU form d_a over their
+saved gates, block by block, and the GRU's dL/dh over its a_n: such a backward adds little more
+than dL/dS to what forward kept.
 The price: no per-step nodes, so draw and trace with fused=True (or False) instead.
 
 The node's output holds the states of all steps in time order, with the initial state in an
@@ -85,12 +87,13 @@ def _steps(T: int, reverse: bool):
     return (range(T - 1, -1, -1), 1) if reverse else (range(T), 0)
 
 
-_BLOCK_BYTES = 1 << 20  # what a block of steps may take of a core's L2 cache
+_BLOCK_BYTES = 1 << 18  # a block of steps' gates: well inside a core's L2 cache, and the scratch a
+                        # freeing backward adds to what forward kept (as fast as 1 MiB at (a)-(c))
 
 
 def _blocks(T: int, reverse: bool, step_bytes: int) -> list:
     """Backward's walk over the steps, the reverse of forward's, in blocks of consecutive steps:
-    [(lo, hi, the steps lo..hi-1 in backward's order)], at most k = 1 MiB / step_bytes steps each.
+    [(lo, hi, the steps lo..hi-1 in backward's order)], at most k = 256 KiB / step_bytes steps each.
     A block's step-independent factors are computed in one vectorized pass while its buffers are
     in cache (at small sizes one block holds every step, so the NumPy calls are few), then its
     steps run one by one."""
@@ -193,6 +196,7 @@ def _rnn_node(x, h0, w_ih, w_hh, bias, nonlinearity, reverse) -> Tensor:
                 d *= dh
                 xp.matmul(d, wh, out=dh)
         dh += g[T * r]
+        scratch = h = slope = d = None  # let go of the scratch before the GEMMs' outputs
         d_x, d_w_ih, d_bias = _input_grads(x, w_ih, bias, x2, d_pre)
         d_w_hh = d_pre.reshape(T * B, -1).T @ hs[r:T + r].reshape(T * B, -1) if w_hh.requires_grad else None
         grads = (d_x, dh, d_w_ih, d_w_hh)
@@ -205,7 +209,8 @@ def _lstm_node(x, h0, c0, w_ih, w_hh, bias, reverse) -> Tensor:
     """S (T + 2, B, H): h_0..h_T, then c_n (layout in the module docstring).
     backward per step (the formulas of kernels.lstm_backward): dc_t += dh_t * o (1 - tanh(c_t)^2);
     d_a_t = [dc_t g i(1 - i), dc_t c_{t-1} f(1 - f), dc_t i (1 - g^2), dh_t tanh(c_t) o(1 - o)];
-    dh_{t-1} = d_a_t W_hh;  dc_{t-1} = dc_t * f"""
+    dh_{t-1} = d_a_t W_hh;  dc_{t-1} = dc_t * f.  tanh(c_t) is not kept: backward takes it again
+    from c_t, a block at a time (one tanh over the outputs' size, for a seventh less to keep)."""
     xp = array_module(h0.data)
     T, B, _ = x.shape
     wh = w_hh.data
@@ -218,25 +223,26 @@ def _lstm_node(x, h0, c0, w_ih, w_hh, bias, reverse) -> Tensor:
     states = xp.empty((T + 2, B, H), dtype=acts.dtype)
     hs, cs = states[:T + 1], xp.empty((T + 1, B, H), dtype=acts.dtype)
     hs[T * r], cs[T * r] = h0.data, c0.data
-    tanh_c = xp.empty((T, B, H), dtype=acts.dtype)
-    recurrent = xp.empty_like(acts[0])
+    tanh_c, recurrent = xp.empty((B, H), dtype=acts.dtype), xp.empty_like(acts[0])
     for t in order:
         a = acts[t]
         xp.matmul(hs[t + r], wh_t, out=recurrent)
         a += recurrent
-        kernels.lstm_forward(xp, a, cs[t + r], hs[t + 1 - r], cs[t + 1 - r], tanh_c[t], affine)
+        kernels.lstm_forward(xp, a, cs[t + r], hs[t + 1 - r], cs[t + 1 - r], tanh_c, affine)
     states[T + 1] = cs[T - T * r]  # c_n
 
     def backward(g):
         blocks = _blocks(T, reverse, acts[0].nbytes)
         k = blocks[0][1] - blocks[0][0]
         d_a, block = _gradient_rows(xp, acts, k)
-        f, h_to_c = acts.reshape(T, B, 4, H)[:, :, 1], xp.empty_like(tanh_c[:k])
+        f = acts.reshape(T, B, 4, H)[:, :, 1]
+        h_to_c, tanh_c = xp.empty((2, k, B, H), dtype=acts.dtype)  # a block's o(1 - tanh(c)^2), tanh(c)
         dh, dc, scratch = xp.zeros_like(hs[0]), g[T + 1].copy(), xp.empty_like(cs[0])
         for lo, hi, steps in blocks:
             rows = d_a[lo:hi] if block is None else block[:hi - lo]
             factors = rows.reshape(hi - lo, B, 4, H)
-            kernels.lstm_factors(xp, acts[lo:hi], cs[lo + r:hi + r], tanh_c[lo:hi], factors, h_to_c[:hi - lo])
+            xp.tanh(cs[lo + 1 - r:hi + 1 - r], out=tanh_c[:hi - lo])
+            kernels.lstm_factors(xp, acts[lo:hi], cs[lo + r:hi + r], tanh_c[:hi - lo], factors, h_to_c[:hi - lo])
             for t in steps:  # d_a = [dc, dc, dc, dh] * factors, then on to step t - 1
                 dh += g[t + 1 - r]
                 xp.multiply(dh, h_to_c[t - lo], out=scratch)
@@ -249,6 +255,7 @@ def _lstm_node(x, h0, c0, w_ih, w_hh, bias, reverse) -> Tensor:
             if block is not None:
                 d_a[lo:hi] = rows
         dh += g[T * r]
+        block = h_to_c = tanh_c = rows = factors = step = None  # let go of the scratch before the GEMMs' outputs
         d_x, d_w_ih, d_bias = _input_grads(x, w_ih, bias, x2, d_a)
         d_w_hh = d_a.reshape(T * B, -1).T @ hs[r:T + r].reshape(T * B, H) if w_hh.requires_grad else None
         grads = (d_x, dh, dc, d_w_ih, d_w_hh)
@@ -293,7 +300,8 @@ def _gru_node(x, h0, w_ih, w_hh, b_ih, b_hh, reverse) -> Tensor:
         k = blocks[0][1] - blocks[0][0]
         d_a, block = _gradient_rows(xp, gates, k)
         z, to_n = gates.reshape(T, B, 3, H)[:, :, 1], xp.empty_like(a_n[:k])
-        d_gx_n = xp.empty_like(a_n)  # dL/dh_t of each step, then (times to_n) d_gx's n block
+        # dL/dh_t of each step, then (times to_n) d_gx's n block: over a_n once a block has read it
+        d_gx_n = a_n if block is not None else xp.empty_like(a_n)
         carry, scratch = xp.zeros_like(hs[0]), xp.empty_like(hs[0])
         for lo, hi, steps in blocks:
             rows = d_a[lo:hi] if block is None else block[:hi - lo]
@@ -310,6 +318,7 @@ def _gru_node(x, h0, w_ih, w_hh, b_ih, b_hh, reverse) -> Tensor:
             if block is not None:
                 d_a[lo:hi] = rows
         dh = carry + g[T * r]
+        block = to_n = rows = factors = None  # let go of the scratch before the GEMMs' outputs
         d_x, d_w_ih, d_b_ih = _input_grads(x, w_ih, b_ih, x2, d_a[:, :, :2 * H], d_gx_n)
         d_a2 = d_a.reshape(T * B, -1)
         d_w_hh = d_a2.T @ hs[r:T + r].reshape(T * B, H) if w_hh.requires_grad else None
