@@ -22,13 +22,14 @@ saved gates, block by block, and the GRU's dL/dh over its a_n: such a backward a
 than dL/dS to what forward kept.
 The price: no per-step nodes, so draw and trace with fused=True (or False) instead.
 
-The node's output holds the states of all steps in time order, with the initial state in an
-extra row: S (T + 1, B, H). Going forward, h_t is row t + 1 and the initial state row 0; in
-reverse, h_t is row t and the initial state row T. So the step at t reads row t + r and writes
-row t + 1 - r (r = 1 in reverse, else 0), the outputs are rows 1..T (or 0..T-1) and the states
-the steps read rows 0..T-1 (or 1..T): contiguous both ways. The LSTM's S has one more row, c_n;
-its other cell states stay inside the node, so the gradient S gets back is no bigger than the
-outputs' and c_n's.
+The states of all steps lie in one buffer in time order, with the initial state in an extra
+row: (T + 1, B, H). Going forward, h_t is row t + 1 and the initial state row 0; in reverse, h_t
+is row t and the initial state row T. So the step at t reads row t + r and writes row t + 1 - r
+(r = 1 in reverse, else 0), the outputs are rows 1..T (or 0..T-1) and the states the steps read
+rows 0..T-1 (or 1..T): contiguous both ways. The RNN's and the GRU's node is the outputs, a view
+of that buffer, so what it gets back is dL/doutput itself, not a copy. The LSTM's node is the
+buffer with one more row, c_n: S (T + 2, B, H), of which the outputs and c_n are slices (its
+other cell states stay inside the node).
 """
 from __future__ import annotations
 
@@ -44,9 +45,8 @@ def rnn(x: Tensor, h0: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Tensor = None, 
         nonlinearity: str = "tanh", reverse: bool = False) -> tuple:
     """An Elman layer over a sequence: h_t = act(x_t W_ih^T + b_ih + h_{t-1} W_hh^T + b_hh).
     x: (T, B, I); h0: (B, H) -> (output (T, B, H), (h_n,))"""
-    states = _rnn_node(x, h0, w_ih, w_hh, _bias(b_ih, b_hh), nonlinearity, reverse)
-    T = x.shape[0]
-    return _outputs(states, T, reverse), (_final(states, T, reverse),)
+    output = _rnn_node(x, h0, w_ih, w_hh, _bias(b_ih, b_hh), nonlinearity, reverse)
+    return output, (_last(output, reverse),)
 
 
 def lstm(x: Tensor, h0: Tensor, c0: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Tensor = None,
@@ -62,9 +62,8 @@ def gru(x: Tensor, h0: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Tensor = None, 
         reverse: bool = False) -> tuple:
     """A GRU layer over a sequence (equations in kernels.gru_forward; b_hh acts inside the
     reset gate, so it stays apart from b_ih).   x: (T, B, I); h0: (B, H) -> (output (T, B, H), (h_n,))"""
-    states = _gru_node(x, h0, w_ih, w_hh, b_ih, b_hh, reverse)
-    T = x.shape[0]
-    return _outputs(states, T, reverse), (_final(states, T, reverse),)
+    output = _gru_node(x, h0, w_ih, w_hh, b_ih, b_hh, reverse)
+    return output, (_last(output, reverse),)
 
 
 def _bias(b_ih, b_hh):
@@ -78,8 +77,13 @@ def _outputs(states: Tensor, T: int, reverse: bool) -> Tensor:
 
 
 def _final(states: Tensor, T: int, reverse: bool) -> Tensor:
-    """h_n, the state after the last step."""
+    """h_n, the state after the last step, from the LSTM's S."""
     return states[0] if reverse else states[T]
+
+
+def _last(output: Tensor, reverse: bool) -> Tensor:
+    """h_n, the state after the last step, from the outputs."""
+    return output[0] if reverse else output[-1]
 
 
 def _steps(T: int, reverse: bool):
@@ -158,7 +162,7 @@ def _input_grads(x, w_ih, bias, x2, *blocks):
 
 
 def _rnn_node(x, h0, w_ih, w_hh, bias, nonlinearity, reverse) -> Tensor:
-    """S (T + 1, B, H), the states (layout in the module docstring).
+    """The outputs (T, B, H), a view of the states (layout in the module docstring).
     backward: d_pre_t = dh_t * act'(h_t);  dh_{t-1} = d_pre_t W_hh;  dW_hh = d_Pre^T H_prev
     (act' = (1 + h)(1 - h) for tanh, [h > 0] for relu)"""
     xp = array_module(h0.data)
@@ -191,18 +195,17 @@ def _rnn_node(x, h0, w_ih, w_hh, bias, nonlinearity, reverse) -> Tensor:
             else:
                 slope[...] = h > 0
             for t in steps:
-                dh += g[t + 1 - r]
+                dh += g[t]
                 d = d_pre[t]
                 d *= dh
                 xp.matmul(d, wh, out=dh)
-        dh += g[T * r]
         scratch = h = slope = d = None  # let go of the scratch before the GEMMs' outputs
         d_x, d_w_ih, d_bias = _input_grads(x, w_ih, bias, x2, d_pre)
         d_w_hh = d_pre.reshape(T * B, -1).T @ hs[r:T + r].reshape(T * B, -1) if w_hh.requires_grad else None
         grads = (d_x, dh, d_w_ih, d_w_hh)
         return grads if bias is None else grads + (d_bias,)
     parents = (x, h0, w_ih, w_hh) if bias is None else (x, h0, w_ih, w_hh, bias)
-    return make(hs, parents, backward, f"rnn_{nonlinearity}_sequence")
+    return make(hs[1 - r:T + 1 - r], parents, backward, f"rnn_{nonlinearity}_sequence")
 
 
 def _lstm_node(x, h0, c0, w_ih, w_hh, bias, reverse) -> Tensor:
@@ -265,7 +268,7 @@ def _lstm_node(x, h0, c0, w_ih, w_hh, bias, reverse) -> Tensor:
 
 
 def _gru_node(x, h0, w_ih, w_hh, b_ih, b_hh, reverse) -> Tensor:
-    """S (T + 1, B, H), the states (layout in the module docstring).
+    """The outputs (T, B, H), a view of the states (layout in the module docstring).
     backward per step (the formulas of kernels.gru_backward): dn = dh (1 - z)(1 - n^2);
     dz = dh (h_{t-1} - n) z(1 - z);  dr = dn a_n r(1 - r);  d_gx_t = [dr, dz, dn];
     d_a_t = [dr, dz, dn r];  dh_{t-1} = dh_t * z + d_a_t W_hh"""
@@ -309,7 +312,7 @@ def _gru_node(x, h0, w_ih, w_hh, b_ih, b_hh, reverse) -> Tensor:
             kernels.gru_factors(xp, gates[lo:hi], a_n[lo:hi], hs[lo + r:hi + r], factors, to_n[:hi - lo])
             for t in steps:  # d_a = dh * factors, then on to step t - 1
                 dh = d_gx_n[t]
-                xp.add(g[t + 1 - r], carry, out=dh)
+                xp.add(g[t], carry, out=dh)
                 factors[t - lo] *= dh[:, None]
                 xp.matmul(rows[t - lo], wh, out=carry)
                 xp.multiply(dh, z[t], out=scratch)
@@ -317,7 +320,7 @@ def _gru_node(x, h0, w_ih, w_hh, b_ih, b_hh, reverse) -> Tensor:
             d_gx_n[lo:hi] *= to_n[:hi - lo]
             if block is not None:
                 d_a[lo:hi] = rows
-        dh = carry + g[T * r]
+        dh = carry
         block = to_n = rows = factors = None  # let go of the scratch before the GEMMs' outputs
         d_x, d_w_ih, d_b_ih = _input_grads(x, w_ih, b_ih, x2, d_a[:, :, :2 * H], d_gx_n)
         d_a2 = d_a.reshape(T * B, -1)
@@ -325,4 +328,4 @@ def _gru_node(x, h0, w_ih, w_hh, b_ih, b_hh, reverse) -> Tensor:
         grads = (d_x, dh, d_w_ih, d_w_hh)
         return grads if b_ih is None else grads + (d_b_ih, d_a2.sum(axis=0) if b_hh.requires_grad else None)
     parents = (x, h0, w_ih, w_hh) if b_ih is None else (x, h0, w_ih, w_hh, b_ih, b_hh)
-    return make(hs, parents, backward, "gru_sequence")
+    return make(hs[1 - r:T + 1 - r], parents, backward, "gru_sequence")
