@@ -147,9 +147,9 @@ def test_observing_the_gradients_first_changes_nothing(kind, device):
 
 # A freeing backward's peak, in output-sized arrays (T, B, H): what forward keeps (as a hand-written
 # BPTT: the LSTM's gates (4), c and h, but not tanh(c), which backward takes again; the GRU's r, z,
-# n, W_hn h + b_hn and h; the RNN's h), then dL/doutput and dL/dS (the RNN then trades dL/doutput
-# for d_pre: it keeps no gates to form it over), and the blocks' scratch (256 KiB: 0.3 here) with
-# the weights' gradients.
+# n, W_hn h + b_hn and h; the RNN's h), then dL/doutput and one more: the loss's product output * w
+# (the graph keeps it until its node's turn), the LSTM's dL/dS or the RNN's d_pre (it keeps no
+# gates to form it over); and the blocks' scratch (256 KiB: 0.3 here) with the weights' gradients.
 PEAK_BOUND = {"lstm": 6 + 2.4, "gru": 5 + 2.4, "rnn_tanh": 1 + 2.6, "rnn_relu": 1 + 2.6}
 
 
