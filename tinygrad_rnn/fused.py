@@ -37,15 +37,16 @@ def linear(x: Tensor, w: Tensor, b: Tensor = None) -> Tensor:
     return make(out, (x, w) if b is None else (x, w, b), backward, "linear")
 
 
-def rnn_step(gx: Tensor, h: Tensor, w_hh: Tensor, nonlinearity: str = "tanh") -> Tensor:
+def rnn_step(gx: Tensor, h: Tensor, w_hh: Tensor, nonlinearity: str = "tanh", w_hh_t=None) -> Tensor:
     """h' = act(gx + h W_hh^T), act = tanh or relu.   gx, h: (B, H); w_hh: (H, H) -> h': (B, H)
+    (w_hh_t: W_hh^T as kernels.transposed makes it, for the forward GEMM; None: the view)
 
     backward: d_pre = g * act'(h')  (tanh' = (1 + h')(1 - h'), relu' = [h' > 0]);
               d_gx = d_pre;  d_h = d_pre W_hh;  d_W_hh = d_pre^T h
     """
     xp = array_module(h.data)
     hd, w = h.data, w_hh.data
-    out = hd @ w.T
+    out = hd @ (w.T if w_hh_t is None else w_hh_t)
     out += gx.data
     tanh = nonlinearity == "tanh"
     if tanh:
@@ -63,9 +64,10 @@ def rnn_step(gx: Tensor, h: Tensor, w_hh: Tensor, nonlinearity: str = "tanh") ->
     return make(out, (gx, h, w_hh), backward, "rnn_step")
 
 
-def lstm_step(gx: Tensor, h: Tensor, c: Tensor, w_hh: Tensor) -> Tensor:
+def lstm_step(gx: Tensor, h: Tensor, c: Tensor, w_hh: Tensor, w_hh_t=None) -> Tensor:
     """One LSTM step, packed output s' = [h', c'] stacked.   gx: (B, 4H); h, c: (B, H);
     w_hh: (4H, H) -> s': (2, B, H), so that s'[0] = h' and s'[1] = c' are contiguous views
+    (w_hh_t: W_hh^T as kernels.transposed makes it, for the forward GEMM; None: the view)
 
     a = gx + h W_hh^T = [a_i, a_f, a_g, a_o];  i, f, o = sigmoid(a_i, a_f, a_o);  g = tanh(a_g)
     c' = f * c + i * g;   h' = o * tanh(c')
@@ -77,7 +79,7 @@ def lstm_step(gx: Tensor, h: Tensor, c: Tensor, w_hh: Tensor) -> Tensor:
     """
     xp = array_module(h.data)
     hd, cd, w = h.data, c.data, w_hh.data
-    act = hd @ w.T
+    act = hd @ (w.T if w_hh_t is None else w_hh_t)
     act += gx.data
     affine = kernels.lstm_gate_affine(act, cd.shape[-1])
     act *= affine[0]
@@ -96,9 +98,9 @@ def lstm_step(gx: Tensor, h: Tensor, c: Tensor, w_hh: Tensor) -> Tensor:
     return make(out, (gx, h, c, w_hh), backward, "lstm_step")
 
 
-def gru_step(gx: Tensor, h: Tensor, w_hh: Tensor, b_hh: Tensor = None) -> Tensor:
+def gru_step(gx: Tensor, h: Tensor, w_hh: Tensor, b_hh: Tensor = None, w_hh_t=None) -> Tensor:
     """One GRU step.   gx: (B, 3H) = x W_ih^T + b_ih;  h: (B, H);  w_hh: (3H, H);  b_hh: (3H,)
-    -> h': (B, H)
+    -> h': (B, H)   (w_hh_t: W_hh^T as kernels.transposed makes it, for the forward GEMM; None: the view)
 
     a = h W_hh^T + b_hh = [a_r, a_z, a_n];  r = sigmoid(gx_r + a_r);  z = sigmoid(gx_z + a_z)
     n = tanh(gx_n + r * a_n);   h' = (1 - z) * n + z * h = n + z * (h - n)
@@ -110,7 +112,7 @@ def gru_step(gx: Tensor, h: Tensor, w_hh: Tensor, b_hh: Tensor = None) -> Tensor
     xp = array_module(h.data)
     hd, w, gxd = h.data, w_hh.data, gx.data
     n_ = hd.shape[-1]
-    a = hd @ w.T
+    a = hd @ (w.T if w_hh_t is None else w_hh_t)
     if b_hh is not None:
         a += b_hh.data
     gates = xp.empty_like(gxd)

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import math
 
-from .. import autograd, fused, ops, sequence
+from .. import autograd, fused, kernels, ops, sequence
 from .. import functional as F
 from ..factories import zeros
 from ..tensor import Tensor
@@ -123,10 +123,11 @@ class _Recurrent(Module):
             return self._sequence(x, state, w_ih, w_hh, b_ih, b_hh, reverse)
         steps = x.shape[0]
         inputs = self._projection(x, w_ih, b_ih, b_hh) if self.fused else x
+        w_hh_t = kernels.transposed(w_hh.data) if self.fused else None  # once for the T steps' GEMMs
         outputs = [None] * steps
         for t in (range(steps - 1, -1, -1) if reverse else range(steps)):
             with autograd.time_step(t):
-                state = self._step(inputs[t], state, w_ih, w_hh, b_ih, b_hh)
+                state = self._step(inputs[t], state, w_ih, w_hh, b_ih, b_hh, w_hh_t)
             outputs[t] = state[0]
         return ops.stack(outputs, axis=0), state
 
@@ -221,9 +222,9 @@ class RNN(_Recurrent):
         super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
                          fused, learn_init, dtype, device)
 
-    def _step(self, inp, state, w_ih, w_hh, b_ih, b_hh) -> tuple:
+    def _step(self, inp, state, w_ih, w_hh, b_ih, b_hh, w_hh_t=None) -> tuple:
         if self.fused:
-            h = fused.rnn_step(inp, state[0], w_hh, self.nonlinearity)
+            h = fused.rnn_step(inp, state[0], w_hh, self.nonlinearity, w_hh_t)
             h.name = "h"
             return (h,)
         return (rnn_cell(inp, state[0], w_ih, w_hh, b_ih, b_hh, self.nonlinearity),)
@@ -239,10 +240,10 @@ class LSTM(_Recurrent):
     """
     gates, states = 4, 2
 
-    def _step(self, inp, state, w_ih, w_hh, b_ih, b_hh) -> tuple:
+    def _step(self, inp, state, w_ih, w_hh, b_ih, b_hh, w_hh_t=None) -> tuple:
         h, c = state
         if self.fused:
-            return split_lstm_state(fused.lstm_step(inp, h, c, w_hh))
+            return split_lstm_state(fused.lstm_step(inp, h, c, w_hh, w_hh_t))
         return lstm_cell(inp, h, c, w_ih, w_hh, b_ih, b_hh)
 
     def _sequence(self, x, state, w_ih, w_hh, b_ih, b_hh, reverse) -> tuple:
@@ -256,9 +257,9 @@ class GRU(_Recurrent):
     """
     gates, bias_hh_in_step = 3, True
 
-    def _step(self, inp, state, w_ih, w_hh, b_ih, b_hh) -> tuple:
+    def _step(self, inp, state, w_ih, w_hh, b_ih, b_hh, w_hh_t=None) -> tuple:
         if self.fused:
-            h = fused.gru_step(inp, state[0], w_hh, b_hh)
+            h = fused.gru_step(inp, state[0], w_hh, b_hh, w_hh_t)
             h.name = "h"
             return (h,)
         return (gru_cell(inp, state[0], w_ih, w_hh, b_ih, b_hh),)
