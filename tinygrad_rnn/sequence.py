@@ -238,7 +238,7 @@ def _lstm_node(x, h0, c0, w_ih, w_hh, bias, reverse) -> Tensor:
         k = blocks[0][1] - blocks[0][0]
         d_a, block = _gradient_rows(xp, acts, k)
         f = acts.reshape(T, B, 4, H)[:, :, 1]
-        h_to_c, tanh_c = xp.empty((2, k, B, H), dtype=acts.dtype)  # a block's o(1 - tanh(c)^2), tanh(c)
+        h_to_c, tanh_c = (xp.empty((k, B, H), dtype=acts.dtype) for _ in range(2))  # o(1 - tanh(c)^2), tanh(c)
         dh, dc, scratch = xp.zeros_like(hs[0]), g[T + 1].copy(), xp.empty_like(cs[0])
         for lo, hi, steps in blocks:
             rows = d_a[lo:hi] if block is None else block[:hi - lo]
