@@ -119,7 +119,7 @@ def test_memory_harness_end_to_end(tmp_path):
     assert set(saved) >= {"steps", "bptt", "truncated_growth"}
     for row in saved["steps"]:
         assert row["fused_peak_bytes"] > 0 and row["hand_activation_bytes"] > 0
-        for form in ("fused", "sequence", "composite"):
+        for form in ("fused", "sequence", "composite", "sequence_layer"):
             assert row[f"{form}/hand_activations"] == row[f"{form}_peak_bytes"] / row["hand_activation_bytes"]
     assert [r["T"] for r in saved["bptt"]] == [8, 40, 8]
     assert [r["window"] for r in saved["bptt"]] == [4, 4, 8]
