@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import math
 
-from .. import autograd, fused, kernels, ops, sequence
+from .. import autograd, backend, fused, kernels, ops, sequence
 from .. import functional as F
 from ..factories import zeros
 from ..tensor import Tensor
@@ -101,14 +101,14 @@ class _Recurrent(Module):
                 layer_input = F.dropout(layer_input, self.dropout, True)
             outputs = []
             for d in range(self.directions):
-                state = tuple(s[k * self.directions + d] for s in initial)
+                state = self._state(initial, k * self.directions + d, x)
                 with autograd.scope(f"l{k}" + (".reverse" if d else "")):
                     out, state = self._direction(layer_input, state, k, reverse=bool(d))
                 outputs.append(out)
                 finals.append(state)
             layer_input = outputs[0] if len(outputs) == 1 else ops.cat(outputs, axis=2)
         output = layer_input
-        final = tuple(ops.stack([f[i] for f in finals], axis=0) for i in range(self.states))
+        final = tuple(_stacked([f[i] for f in finals]) for i in range(self.states))
         if unbatched:
             output = output.reshape(output.shape[0], output.shape[2])
             final = tuple(s.reshape(s.shape[0], s.shape[2]) for s in final)
@@ -182,8 +182,8 @@ class _Recurrent(Module):
         states = tuple(s.reshape(expected[0], 1, expected[1]) for s in states)
         return states[0] if self.states == 1 else states
 
-    def _initial_states(self, hx, x: Tensor) -> tuple:
-        """The initial states, each (L*D, B, H): given, learned, or zeros."""
+    def _initial_states(self, hx, x: Tensor):
+        """The initial states, each (L*D, B, H), given or learned; None for zeros (see _state)."""
         expected = (self.num_layers * self.directions, x.shape[1], self.hidden_size)
         if hx is not None:
             states = self._as_tuple(hx)
@@ -195,8 +195,15 @@ class _Recurrent(Module):
         if self.learn_init:
             learned = (self.h0, self.c0) if self.states == 2 else (self.h0,)
             return tuple(ops.broadcast_to(s.reshape(expected[0], 1, expected[2]), expected) for s in learned)
-        zero = zeros(expected, dtype=x.dtype, device=x.device)
-        return (zero,) * self.states
+        return None
+
+    def _state(self, initial, index: int, x: Tensor) -> tuple:
+        """The initial state of one layer and direction: row `index` of the initial states, or
+        with none given or learned, zeros (B, H) made for it, one array each for h (and c)."""
+        if initial is not None:
+            return tuple(s[index] for s in initial)
+        xp, shape = backend.array_module(x.data), (x.shape[1], self.hidden_size)
+        return tuple(Tensor._wrap(xp.zeros(shape, dtype=x.data.dtype)) for _ in range(self.states))
 
     def extra_repr(self) -> str:
         options = [f"{self.input_size}, {self.hidden_size}"]
@@ -205,6 +212,12 @@ class _Recurrent(Module):
             if getattr(self, key) != default:
                 options.append(f"{key}={getattr(self, key)!r}")
         return ", ".join(options)
+
+
+def _stacked(states: list) -> Tensor:
+    """(L*D, B, H) from the final states (B, H) of the L*D layers and directions (one needs no
+    copy, only a leading axis)."""
+    return states[0].reshape((1,) + states[0].shape) if len(states) == 1 else ops.stack(states, axis=0)
 
 
 class RNN(_Recurrent):
