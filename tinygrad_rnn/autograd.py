@@ -28,8 +28,7 @@ from .tensor import Tensor, next_creation_index
 from .terms import IndexedGrad, OuterGrad
 
 __all__ = ["no_grad", "enable_grad", "is_grad_enabled", "releasing", "time_step", "scope", "make", "backward",
-           "node_grads", "vjp", "GradientRecord", "IndexedGrad", "OuterGrad", "topological_order", "unbroadcast",
-           "RemovableHandle"]
+           "node_grads", "vjp", "GradientRecord", "IndexedGrad", "OuterGrad", "topological_order", "unbroadcast"]
 
 _grad_enabled = True
 _step = None  # the time step stamped on new nodes (set by time_step(t))
@@ -101,16 +100,24 @@ class time_step:
         return False
 
 
-@contextlib.contextmanager
-def scope(name: str):
-    """Append `name` to the module scope stamped on new nodes ("lstm" then "lstm.l0", ...)."""
-    global _scope
-    previous = _scope
-    _scope = f"{previous}.{name}" if previous else name
-    try:
-        yield
-    finally:
-        _scope = previous
+class scope:
+    """Append `name` to the module scope stamped on new nodes ("lstm", then "lstm.l0", ...) in
+    this block, as time_step does the step (and a class for the same reason: every module call)."""
+    __slots__ = ("name", "previous")
+
+    def __init__(self, name: str):
+        self.name = name
+
+    def __enter__(self):
+        global _scope
+        self.previous = _scope
+        _scope = f"{_scope}.{self.name}" if _scope else self.name
+        return self
+
+    def __exit__(self, *exc) -> bool:
+        global _scope
+        _scope = self.previous
+        return False
 
 
 # ---------------------------------------------------------------- nodes
@@ -379,17 +386,3 @@ def _run_hooks(node: Tensor, g):
                                    f"{tuple(new.shape)} for a tensor of shape {tuple(g.shape)}")
             g = new
     return g
-
-
-class RemovableHandle:
-    """Returned by register_hook; remove() unregisters the hook."""
-
-    _next_id = 0
-
-    def __init__(self, hooks: dict):
-        self._hooks = hooks
-        self.id = RemovableHandle._next_id
-        RemovableHandle._next_id += 1
-
-    def remove(self) -> None:
-        self._hooks.pop(self.id, None)

@@ -16,7 +16,7 @@ import numpy as np
 
 from . import backend
 
-__all__ = ["Tensor"]
+__all__ = ["Tensor", "RemovableHandle"]
 
 next_creation_index = itertools.count().__next__  # every tensor is numbered as it is made
 
@@ -183,13 +183,13 @@ class Tensor:
             raise RuntimeError("retain_grad: this tensor does not require grad")
         self._retain = True
 
-    def register_hook(self, fn) -> "_autograd.RemovableHandle":
+    def register_hook(self, fn) -> "RemovableHandle":
         """Call fn(grad) when this tensor's gradient is computed; a returned Tensor replaces it."""
         if not self.requires_grad:
             raise RuntimeError("register_hook: cannot register a hook on a tensor that does not require grad")
         if self._hooks is None:
             self._hooks = {}
-        handle = _autograd.RemovableHandle(self._hooks)
+        handle = RemovableHandle(self._hooks)
         self._hooks[handle.id] = fn
         return handle
 
@@ -245,6 +245,20 @@ class Tensor:
     def T(self): return _ops.permute(self, tuple(range(self.ndim - 1, -1, -1)))
     def split(self, split_size_or_sections, axis=0): return _ops.split(self, split_size_or_sections, axis)
     def chunk(self, chunks, axis=0): return _ops.chunk(self, chunks, axis)
+
+
+class RemovableHandle:
+    """Returned by register_hook; remove() unregisters the hook."""
+
+    _next_id = 0
+
+    def __init__(self, hooks: dict):
+        self._hooks = hooks
+        self.id = RemovableHandle._next_id
+        RemovableHandle._next_id += 1
+
+    def remove(self) -> None:
+        self._hooks.pop(self.id, None)
 
 
 def _as_array(data, dtype, device):
