@@ -72,7 +72,7 @@ def _bias(b_ih, b_hh):
 
 
 def _outputs(states: Tensor, T: int, reverse: bool) -> Tensor:
-    """h_1..h_T in time order: a view of S, one node."""
+    """The LSTM's outputs h_1..h_T in time order: a slice of its S, one node."""
     return states[0:T] if reverse else states[1:T + 1]
 
 
