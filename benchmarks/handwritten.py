@@ -15,8 +15,9 @@ with G = 4 (LSTM), 3 (GRU) or 1 (RNN). Parameters, gate orders and formulas are 
 (weight_ih (G*H, I), weight_hh (G*H, H), bias_ih, bias_hh (G*H,); LSTM i, f, g, o; GRU r, z, n).
 The loss of a benchmark step is L = sum(output * w) for a fixed array w, so dL/doutput = w.
 
-The weights' transposes are copied, C-contiguous, into buffers of their own at each step: OpenBLAS
-runs h @ W^T 10-45% faster so than over W's transposed view (B = 1 to 64, H = 100 to 512).
+W_hh^T is copied, C-contiguous, into a buffer of its own at each step (64 rows of W_hh at a time):
+OpenBLAS runs the forward's h @ W_hh^T 10-45% faster so than over W_hh's transposed view (B = 1 to
+64, H = 100 to 512), as tinygrad_rnn's kernels.recurrent_t does from 32 steps on.
 
 The sigmoid is computed as s(x) = (1 + tanh(x / 2)) / 2: exact, free of overflow, and for the
 LSTM all four gates take one pass: a <- tanh(a * k) * k + m with k = 1/2 (i, f, o) or 1 (g).
@@ -65,7 +66,7 @@ class _BPTT:
         self.h = empty(steps + 1, batch, H)            # h_0 .. h_T; output = h[1:]
         self.dh = empty(batch, H)                       # dL/dh_t flowing back in time
         self.tmp_h = empty(batch, H)
-        self.w_ih_t, self.w_hh_t = empty(input_size, G * H), empty(H, G * H)  # the weights transposed
+        self.w_hh_t = empty(H, G * H)  # W_hh^T
         self.grads = {"weight_ih": empty(G * H, input_size), "weight_hh": empty(G * H, H),
                       "bias_ih": empty(G * H), "bias_hh": empty(G * H)}
         if input_grad:
@@ -101,12 +102,13 @@ class _BPTT:
     def _project(self, x, params, into):
         """into (T, B, G*H) <- X W_ih^T for all steps at once: the first GEMM."""
         T, B = self.T, self.B
-        self.w_ih_t[...] = params["weight_ih"].T
-        self.xp.matmul(x.reshape(T * B, self.I), self.w_ih_t, out=into.reshape(T * B, -1))
+        self.xp.matmul(x.reshape(T * B, self.I), params["weight_ih"].T, out=into.reshape(T * B, -1))
 
     def _recurrent_t(self, params):
-        """W_hh^T, C-contiguous, for the forward's T GEMMs."""
-        self.w_hh_t[...] = params["weight_hh"].T
+        """W_hh^T, C-contiguous, for the forward's T GEMMs (copied 64 rows of W_hh at a time)."""
+        w = params["weight_hh"]
+        for lo in range(0, w.shape[0], 64):
+            self.w_hh_t[:, lo:lo + 64] = w[lo:lo + 64].T
         return self.w_hh_t
 
     def _initial(self, buffer, value):

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 
 import tinygrad_rnn as tr
-from tinygrad_rnn import nn
+from tinygrad_rnn import kernels, nn
 from tinygrad_rnn.trace import trace_gradients
 
-from test_rnn import KINDS, assert_same, make_layer, run_layer, unpack_final, walk, weighted_sum
+from test_rnn import KINDS, assert_same, leaf, make_layer, run_layer, unpack_final, walk, weighted_sum
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -178,3 +178,32 @@ def test_peak_memory_of_a_training_step(kind):
         tracemalloc.stop()
     output_bytes = T * B * H * 8
     assert peak <= PEAK_BOUND[kind] * output_bytes, (kind, peak / output_bytes)
+
+
+@pytest.mark.parametrize("scale", [False, True], ids=["plain", "scaled"])
+def test_recurrent_t_is_w_transposed_either_way(scale):
+    """Under 32 steps W's transposed view (of W scaled, with a scale); from 32 on a C-contiguous
+    copy, made in blocks of rows: the same values exactly."""
+    rng = np.random.default_rng(0)
+    w = rng.standard_normal((4 * 70, 70)).astype(np.float32)  # 280 rows: blocks of 64 and a short one
+    k = np.where(np.arange(4 * 70) < 140, 0.5, 1.0).astype(np.float32) if scale else None
+    expected = (w if k is None else w * k[:, None]).T
+    few, many = kernels.recurrent_t(w, 31, k), kernels.recurrent_t(w, 32, k)
+    np.testing.assert_array_equal(few, expected)
+    np.testing.assert_array_equal(many, expected)
+    assert many.flags.c_contiguous and not few.flags.c_contiguous
+    assert np.shares_memory(few, w) is (k is None)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_long_sequences_agree_across_forms(kind, device):
+    """From 32 steps on the fast forms run their GEMMs over a W_hh^T of its own: still equal to
+    the composite form, both directions, to 1e-10 in float64."""
+    models = {form: make_layer(kind, 3, 4, bidirectional=True, fused=form, dtype=np.float64, device=device)
+              for form in (False, True, "sequence")}
+    for model in models.values():
+        model.load_state_dict(models[False].state_dict())
+    results = {form: run_layer(model, kind, leaf(np.random.default_rng(3), (33, 2, 3), device), [])
+               for form, model in models.items()}
+    assert_same(results[True], results[False], rtol=1e-10, atol=1e-10)
+    assert_same(results["sequence"], results[False], rtol=1e-10, atol=1e-10)

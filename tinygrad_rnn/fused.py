@@ -39,7 +39,7 @@ def linear(x: Tensor, w: Tensor, b: Tensor = None) -> Tensor:
 
 def rnn_step(gx: Tensor, h: Tensor, w_hh: Tensor, nonlinearity: str = "tanh", w_hh_t=None) -> Tensor:
     """h' = act(gx + h W_hh^T), act = tanh or relu.   gx, h: (B, H); w_hh: (H, H) -> h': (B, H)
-    (w_hh_t: W_hh^T as kernels.transposed makes it, for the forward GEMM; None: the view)
+    (w_hh_t: W_hh^T as kernels.recurrent_t gives it, for the forward GEMM; None: W_hh.T)
 
     backward: d_pre = g * act'(h')  (tanh' = (1 + h')(1 - h'), relu' = [h' > 0]);
               d_gx = d_pre;  d_h = d_pre W_hh;  d_W_hh = d_pre^T h
@@ -67,7 +67,7 @@ def rnn_step(gx: Tensor, h: Tensor, w_hh: Tensor, nonlinearity: str = "tanh", w_
 def lstm_step(gx: Tensor, h: Tensor, c: Tensor, w_hh: Tensor, w_hh_t=None) -> Tensor:
     """One LSTM step, packed output s' = [h', c'] stacked.   gx: (B, 4H); h, c: (B, H);
     w_hh: (4H, H) -> s': (2, B, H), so that s'[0] = h' and s'[1] = c' are contiguous views
-    (w_hh_t: W_hh^T as kernels.transposed makes it, for the forward GEMM; None: the view)
+    (w_hh_t: W_hh^T as kernels.recurrent_t gives it, for the forward GEMM; None: W_hh.T)
 
     a = gx + h W_hh^T = [a_i, a_f, a_g, a_o];  i, f, o = sigmoid(a_i, a_f, a_o);  g = tanh(a_g)
     c' = f * c + i * g;   h' = o * tanh(c')
@@ -100,7 +100,7 @@ def lstm_step(gx: Tensor, h: Tensor, c: Tensor, w_hh: Tensor, w_hh_t=None) -> Te
 
 def gru_step(gx: Tensor, h: Tensor, w_hh: Tensor, b_hh: Tensor = None, w_hh_t=None) -> Tensor:
     """One GRU step.   gx: (B, 3H) = x W_ih^T + b_ih;  h: (B, H);  w_hh: (3H, H);  b_hh: (3H,)
-    -> h': (B, H)   (w_hh_t: W_hh^T as kernels.transposed makes it, for the forward GEMM; None: the view)
+    -> h': (B, H)   (w_hh_t: W_hh^T as kernels.recurrent_t gives it, for the forward GEMM; None: W_hh.T)
 
     a = h W_hh^T + b_hh = [a_r, a_z, a_n];  r = sigmoid(gx_r + a_r);  z = sigmoid(gx_z + a_z)
     n = tanh(gx_n + r * a_n);   h' = (1 - z) * n + z * h = n + z * (h - n)

@@ -123,12 +123,13 @@ def _project(xp, x: Tensor, w_ih: Tensor, bias, scale=None, out=None):
     and the bias are scaled instead, so this costs no pass over gx). Written into `out` if given."""
     T, B, _ = x.shape
     x2 = x.data.reshape(T * B, -1)
-    w_t = kernels.transposed(w_ih.data, scale)
-    if scale is not None and bias is not None:
-        bias = bias * scale
+    w = w_ih.data
+    if scale is not None:
+        w = w * scale[:, None]
+        bias = None if bias is None else bias * scale
     if out is None:
-        out = xp.empty((T, B, w_t.shape[1]), dtype=w_t.dtype)
-    xp.matmul(x2, w_t, out=out.reshape(T * B, -1))
+        out = xp.empty((T, B, w.shape[0]), dtype=w.dtype)
+    xp.matmul(x2, w.T, out=out.reshape(T * B, -1))
     if bias is not None:
         out += bias
     return x2, out
@@ -171,7 +172,7 @@ def _rnn_node(x, h0, w_ih, w_hh, bias, nonlinearity, reverse) -> Tensor:
     hs = xp.empty((T + 1, B, wh.shape[1]), dtype=wh.dtype)
     hs[T * r] = h0.data
     x2, _ = _project(xp, x, w_ih, None if bias is None else bias.data, out=hs[1 - r:T + 1 - r])
-    tanh, wh_t, recurrent = nonlinearity == "tanh", kernels.transposed(wh), xp.empty_like(hs[0])
+    tanh, wh_t, recurrent = nonlinearity == "tanh", kernels.recurrent_t(wh, T), xp.empty_like(hs[0])
     for t in order:  # gx_t is in h_t's row already: add the recurrence, then the nonlinearity
         h = hs[t + 1 - r]
         xp.matmul(hs[t + r], wh_t, out=recurrent)
@@ -221,7 +222,7 @@ def _lstm_node(x, h0, c0, w_ih, w_hh, bias, reverse) -> Tensor:
     affine = kernels.lstm_gate_affine(wh, H)  # the kernel takes the pre-activations times k: the
     scale = affine[0]                          # projection and W_hh's rows come scaled by k
     x2, acts = _project(xp, x, w_ih, None if bias is None else bias.data, scale)  # then the gates
-    wh_t = kernels.transposed(wh, scale)
+    wh_t = kernels.recurrent_t(wh, T, scale)
     states = xp.empty((T + 2, B, H), dtype=acts.dtype)
     hs, cs = states[:T + 1], xp.empty((T + 1, B, H), dtype=acts.dtype)
     hs[T * r], cs[T * r] = h0.data, c0.data
@@ -283,7 +284,7 @@ def _gru_node(x, h0, w_ih, w_hh, b_ih, b_hh, reverse) -> Tensor:
         bias = b_ih.data.copy()
         bias[:2 * H] += b_hh.data[:2 * H]
     x2, gates = _project(xp, x, w_ih, bias, scale)  # then the gates [r, z, n], in place
-    wh_t = kernels.transposed(wh, scale)
+    wh_t = kernels.recurrent_t(wh, T, scale)
     hs = xp.empty((T + 1, B, H), dtype=gates.dtype)
     hs[T * r] = h0.data
     a_n = xp.empty((T, B, H), dtype=gates.dtype)

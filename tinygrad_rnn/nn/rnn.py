@@ -123,7 +123,7 @@ class _Recurrent(Module):
             return self._sequence(x, state, w_ih, w_hh, b_ih, b_hh, reverse)
         steps = x.shape[0]
         inputs = self._projection(x, w_ih, b_ih, b_hh) if self.fused else x
-        w_hh_t = kernels.transposed(w_hh.data) if self.fused else None  # once for the T steps' GEMMs
+        w_hh_t = kernels.recurrent_t(w_hh.data, steps) if self.fused else None  # once for the T steps
         outputs = [None] * steps
         for t in (range(steps - 1, -1, -1) if reverse else range(steps)):
             with autograd.time_step(t):
