@@ -97,7 +97,8 @@ def plot_gradient_norms(flows, path=None, relative: bool = True, cell: bool = Fa
     ax.set_xlim(0, max(steps - 1, 1))
     ax.grid(True, which="major", alpha=0.3)
     ax.annotate("backpropagation through time", xy=(0.04, 0.95), xytext=(0.42, 0.95), xycoords="axes fraction",
-                arrowprops={"arrowstyle": "->", "color": "0.4"}, color="0.4", va="center", fontsize=9)
+                arrowprops={"arrowstyle": "->", "color": "0.4"}, color="0.4", va="center", fontsize=9,
+                bbox={"boxstyle": "round,pad=0.2", "fc": "white", "ec": "none", "alpha": 0.85})  # legible over curves
     ax.legend(loc="best", fontsize=9, title="decay rate r (fitted), verdict", title_fontsize=9)
     return _finish(fig, path)
 
