@@ -303,7 +303,8 @@ def _gru_node(x, h0, w_ih, w_hh, b_ih, b_hh, reverse) -> Tensor:
         k = blocks[0][1] - blocks[0][0]
         d_a, block = _gradient_rows(xp, gates, k)
         z, to_n = gates.reshape(T, B, 3, H)[:, :, 1], xp.empty_like(a_n[:k])
-        # dL/dh_t of each step, then (times to_n) d_gx's n block: over a_n once a block has read it
+        # dL/dh_t of each step, then (times to_n) d_gx's n block; in a freeing backward (block given)
+        # over a_n, whose rows a block has read before its steps write them
         d_gx_n = a_n if block is not None else xp.empty_like(a_n)
         carry, scratch = xp.zeros_like(hs[0]), xp.empty_like(hs[0])
         for lo, hi, steps in blocks:
