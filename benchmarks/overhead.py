@@ -1,7 +1,7 @@
 """Per-op overhead: a chain of 1,000 elementwise ops on shape (1,), forward and backward.
 
 On arrays of one element the arithmetic is free, so the time per op is the engine's own cost:
-making a node, recording the closure, and sweeping the graph to run each backward. PyTorch
+making a node, recording its backward, and sweeping the graph to run each backward. PyTorch
 (CPU, eager) runs the same chain in the same process when it is installed, taking turns with
 ours run by run (no BLAS is involved, so no pause is needed between them).
 

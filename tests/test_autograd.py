@@ -420,6 +420,21 @@ def test_backward_releases_the_graph_unless_retained(device):
             assert buffer is None or buffer() is None
 
 
+def test_an_ops_backward_is_handed_its_node(device):
+    """make's contract: backward(out, g) gets the very tensor make returned (its data, its parents)."""
+    from tinygrad_rnn.autograd import make
+    x = param([0.5, -1.0], device)
+    seen = []
+
+    def backward(out, g):
+        seen.append(out)
+        return (g * 3.0 * out._parents[0].data ** 2,)
+    y = make(x.data ** 3, (x,), backward, "cube")
+    y.sum().backward()
+    assert len(seen) == 1 and seen[0] is y
+    assert_grad(x, [0.75, 3.0])
+
+
 # ---------------------------------------------------------------- micrograd's README example
 def test_micrograd_readme_example(device):
     def scalar(v):

@@ -175,6 +175,18 @@ def test_arrays_keep_their_dtype(device, dtype):
     assert Tensor(np.zeros(3, dtype=dtype), device=device).dtype == np.dtype(dtype)
 
 
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
+def test_one_keeps_the_dtype_and_cannot_be_written(device, dtype):
+    like = Tensor(np.full(3, 0.5, dtype=dtype), device=device).data
+    one = backend.one(like)
+    assert (one + like).dtype == np.dtype(dtype)
+    np.testing.assert_array_equal(backend.to_numpy(one - like), np.full(3, 0.5, dtype=dtype))
+    if isinstance(one, np.ndarray):  # NumPy's is shared by every caller: it must stay 1
+        assert backend.one(like) is one
+        with pytest.raises(ValueError):
+            one += 1
+
+
 def test_an_explicit_dtype_wins(device):
     assert Tensor([1.0, 2.0], dtype=np.float64, device=device).dtype == np.float64
     assert Tensor(np.zeros(2), dtype="float32", device=device).dtype == np.float32

@@ -1,9 +1,10 @@
 """The reverse-mode engine: graph nodes, global modes and the backward sweep.
 
 Every Tensor produced by an op while gradients are enabled is a node of the graph: it keeps its
-inputs (``_parents``) and a closure ``_backward(g) -> (g_parent, ...)`` over the arrays the
-formula needs, never its outputs, so dropping the last reference to a loss frees the whole graph
-by reference counting alone.
+inputs (``_parents``) and the op's ``_backward(node, g) -> (g_parent, ...)``, which reads what
+its formula needs from the node (its inputs' data, its own) or from a closure, never from the
+node's consumers, so dropping the last reference to a loss frees the whole graph by reference
+counting alone.
 
 ``backward`` sweeps the graph in decreasing creation index (every tensor is numbered as it is
 made, so each node comes after all its consumers): a heap holds the nodes that have received a
@@ -125,7 +126,9 @@ def make(data, parents: tuple, backward, op: str) -> Tensor:
     """The output Tensor of an op: a graph node when recording and any parent requires grad.
 
     data: the forward result (a backend array); parents: the op's Tensor inputs;
-    backward: g -> tuple with one gradient array (or None) per parent; op: a short name.
+    backward: (node, g) -> tuple with one gradient array (or None) per parent, where node is
+    the Tensor returned here (node.data is `data`, node._parents is `parents`) and g its
+    gradient; op: a short name.
     """
     if data.__class__ not in ARRAY_TYPES:  # NumPy returns scalars from 0-d ufuncs
         data = array_module(data).asarray(data)
@@ -153,10 +156,10 @@ def make(data, parents: tuple, backward, op: str) -> Tensor:
 
 
 class _GraphFreed(Exception):
-    """Raised by the closure of a node whose graph an earlier backward() released."""
+    """Raised by the backward of a node whose graph an earlier backward() released."""
 
 
-def _graph_freed(g):
+def _graph_freed(node, g):
     raise _GraphFreed
 
 
@@ -205,7 +208,7 @@ def backward(root: Tensor, grad=None, retain_graph: bool = False) -> None:
     """Accumulate d(root)/d(leaf) into every leaf's .grad (weighted by `grad` for non-scalars).
 
     Non-leaf gradients are dropped unless the node called retain_grad(). Unless retain_graph,
-    each node's closure and inputs are released as soon as its gradient has been passed on.
+    each node's backward and inputs are released as soon as its gradient has been passed on.
     """
     seeds = {root: _seed_gradient(root, grad, "backward")}
     with _sweeping(not retain_graph):
@@ -285,7 +288,7 @@ def _sweep(seeds: dict, retain_graph: bool, record, within=None) -> None:
         if node._retain and record is None:
             _accumulate(node, g)
         try:
-            terms = fn(g)
+            terms = fn(node, g)
         except _GraphFreed:
             raise RuntimeError(
                 f"backward: the graph through '{node._op}' was already freed by an earlier backward(); "
@@ -296,7 +299,7 @@ def _sweep(seeds: dict, retain_graph: bool, record, within=None) -> None:
             if record is not None and parent._backward is None:
                 record.contributions.setdefault(id(parent), []).append((node, _dense_term(parent, pg)))
             previous = get(parent)
-            if previous is None and parent not in outer:  # parent becomes pending
+            if previous is None and (not outer or parent not in outer):  # parent becomes pending
                 highest = top._index if top is not None else -pending[0][0] if pending else -1  # pending so far
                 if parent._index > highest:  # it is the next node to visit
                     if top is not None:

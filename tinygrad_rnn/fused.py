@@ -31,7 +31,7 @@ def linear(x: Tensor, w: Tensor, b: Tensor = None) -> Tensor:
     if b is not None:
         out += b.data
 
-    def backward(g):
+    def backward(_, g):
         grads = (g @ wd if x.requires_grad else None, g.T @ xd if w.requires_grad else None)
         return grads if b is None else grads + (g.sum(axis=0) if b.requires_grad else None,)
     return make(out, (x, w) if b is None else (x, w, b), backward, "linear")
@@ -54,7 +54,7 @@ def rnn_step(gx: Tensor, h: Tensor, w_hh: Tensor, nonlinearity: str = "tanh", w_
     else:
         xp.maximum(out, 0, out=out)
 
-    def backward(g):
+    def backward(_, g):
         if tanh:
             d_pre = kernels.tanh_slope(xp, out)
             d_pre *= g
@@ -87,7 +87,7 @@ def lstm_step(gx: Tensor, h: Tensor, c: Tensor, w_hh: Tensor, w_hh_t=None) -> Te
     tanh_c = xp.empty_like(out[1])
     kernels.lstm_forward(xp, act, cd, out[0], out[1], tanh_c, affine)
 
-    def backward(gs):
+    def backward(_, gs):
         dc = gs[1].copy()  # dL/dc', then dL/dc
         d_a = xp.empty_like(act)
         kernels.lstm_backward(xp, act, cd, tanh_c, gs[0], dc, d_a, xp.empty_like(act))
@@ -123,7 +123,7 @@ def gru_step(gx: Tensor, h: Tensor, w_hh: Tensor, b_hh: Tensor = None, w_hh_t=No
     out = xp.empty_like(hd)
     kernels.gru_forward(xp, gates, a_n, hd, out)
 
-    def backward(g):
+    def backward(_, g):
         d_gx, d_a = xp.empty_like(gxd), xp.empty_like(gxd)
         kernels.gru_backward(xp, gates, a_n, hd, g, d_gx, d_a)
         grads = (d_gx,

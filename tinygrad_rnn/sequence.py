@@ -182,7 +182,7 @@ def _rnn_node(x, h0, w_ih, w_hh, bias, nonlinearity, reverse) -> Tensor:
         else:
             xp.maximum(h, 0, out=h)
 
-    def backward(g):
+    def backward(_, g):
         d_pre, dh = xp.empty((T,) + hs.shape[1:], dtype=hs.dtype), xp.zeros_like(hs[0])
         blocks = _blocks(T, reverse, hs[0].nbytes)
         scratch = xp.empty_like(d_pre[:blocks[0][1] - blocks[0][0]])
@@ -234,7 +234,7 @@ def _lstm_node(x, h0, c0, w_ih, w_hh, bias, reverse) -> Tensor:
         kernels.lstm_forward(xp, a, cs[t + r], hs[t + 1 - r], cs[t + 1 - r], tanh_c, affine)
     states[T + 1] = cs[T - T * r]  # c_n
 
-    def backward(g):
+    def backward(_, g):
         blocks = _blocks(T, reverse, acts[0].nbytes)
         k = blocks[0][1] - blocks[0][0]
         d_a, block = _gradient_rows(xp, acts, k)
@@ -298,7 +298,7 @@ def _gru_node(x, h0, w_ih, w_hh, b_ih, b_hh, reverse) -> Tensor:
             xp.add(a[:, 2 * H:], b_hh.data[2 * H:], out=a_n[t])
         kernels.gru_forward(xp, gates[t], a_n[t], hs[t + r], hs[t + 1 - r])
 
-    def backward(g):
+    def backward(_, g):
         blocks = _blocks(T, reverse, gates[0].nbytes)
         k = blocks[0][1] - blocks[0][0]
         d_a, block = _gradient_rows(xp, gates, k)

@@ -10,16 +10,12 @@ import builtins
 
 import numpy as np
 
-from . import backend
 from .autograd import IndexedGrad, make
+from .backend import array_module
 from .tensor import Tensor
 
 __all__ = ["reshape", "permute", "transpose", "broadcast_to", "getitem", "narrow", "cat", "stack", "split",
            "chunk"]
-
-
-def _xp(t: Tensor):
-    return backend.array_module(t.data)
 
 
 def reshape(a: Tensor, shape) -> Tensor:
@@ -31,7 +27,7 @@ def reshape(a: Tensor, shape) -> Tensor:
     except ValueError:
         raise ValueError(f"reshape: cannot reshape a tensor of shape {in_shape} ({a.data.size} entries) "
                          f"into {shape}") from None
-    return make(out, (a,), lambda g: (g.reshape(in_shape),), "reshape")
+    return make(out, (a,), lambda _, g: (g.reshape(in_shape),), "reshape")
 
 
 def permute(a: Tensor, dims) -> Tensor:
@@ -40,7 +36,7 @@ def permute(a: Tensor, dims) -> Tensor:
     if sorted(dims) != list(range(a.ndim)):
         raise ValueError(f"permute: {dims} is not a permutation of the {a.ndim} axes of shape {a.shape}")
     inverse = tuple(np.argsort(dims))
-    return make(a.data.transpose(dims), (a,), lambda g: (g.transpose(inverse),), "permute")
+    return make(a.data.transpose(dims), (a,), lambda _, g: (g.transpose(inverse),), "permute")
 
 
 def transpose(a: Tensor, dim0: int = -2, dim1: int = -1) -> Tensor:
@@ -52,8 +48,8 @@ def transpose(a: Tensor, dim0: int = -2, dim1: int = -1) -> Tensor:
 
 def broadcast_to(a: Tensor, shape) -> Tensor:
     """y = a broadcast to shape;  dL/da = g summed over the broadcast axes (by the engine)"""
-    out = _xp(a).broadcast_to(a.data, tuple(shape))
-    return make(out, (a,), lambda g: (g,), "broadcast_to")
+    out = array_module(a.data).broadcast_to(a.data, tuple(shape))
+    return make(out, (a,), lambda _, g: (g,), "broadcast_to")
 
 
 def getitem(a: Tensor, index) -> Tensor:
@@ -66,7 +62,7 @@ def getitem(a: Tensor, index) -> Tensor:
     except IndexError as error:
         raise IndexError(f"getitem: {error} (tensor of shape {ad.shape})") from None
     basic = _is_basic(index)
-    return make(_xp(a).asarray(out), (a,), lambda g: (IndexedGrad(index, g, basic),), "getitem")
+    return make(array_module(a.data).asarray(out), (a,), lambda _, g: (IndexedGrad(index, g, basic),), "getitem")
 
 
 def _plain_index(index):
@@ -90,7 +86,7 @@ def _is_basic(index) -> bool:
 def cat(tensors, axis: int = 0) -> Tensor:
     """y = the tensors joined along axis;  dL/da_i = the slice of g that a_i filled"""
     tensors = _same_device(tensors, "cat")
-    xp = _xp(tensors[0])
+    xp = array_module(tensors[0].data)
     datas = [t.data for t in tensors]
     try:
         out = xp.concatenate(datas, axis=axis)
@@ -101,20 +97,20 @@ def cat(tensors, axis: int = 0) -> Tensor:
     bounds = np.cumsum([0] + [d.shape[axis] for d in datas])
     lead = (slice(None),) * axis
     return make(out, tuple(tensors),
-                lambda g: tuple(g[lead + (slice(lo, hi),)] for lo, hi in zip(bounds[:-1], bounds[1:])), "cat")
+                lambda _, g: tuple(g[lead + (slice(lo, hi),)] for lo, hi in zip(bounds[:-1], bounds[1:])), "cat")
 
 
 def stack(tensors, axis: int = 0) -> Tensor:
     """y = the tensors stacked along a new axis;  dL/da_i = g[..., i, ...] along that axis"""
     tensors = _same_device(tensors, "stack")
-    xp = _xp(tensors[0])
+    xp = array_module(tensors[0].data)
     datas = [t.data for t in tensors]
     try:
         out = xp.stack(datas, axis=axis)
     except ValueError:
         raise ValueError(f"stack: all tensors need the same shape, got {[d.shape for d in datas]}") from None
     lead = (slice(None),) * (axis % out.ndim)
-    return make(out, tuple(tensors), lambda g: tuple(g[lead + (i,)] for i in range(len(datas))), "stack")
+    return make(out, tuple(tensors), lambda _, g: tuple(g[lead + (i,)] for i in range(len(datas))), "stack")
 
 
 def _same_device(tensors, op: str) -> list:
@@ -133,7 +129,7 @@ def _same_device(tensors, op: str) -> list:
 def narrow(a: Tensor, axis: int, start: int, length: int) -> Tensor:
     """y = a[start:start + length] along axis (PyTorch's narrow);  dL/da = g in that slice, zero elsewhere"""
     index = (slice(None),) * (axis % a.ndim) + (slice(start, start + length),)
-    return make(a.data[index], (a,), lambda g: (IndexedGrad(index, g, True),), "slice")
+    return make(a.data[index], (a,), lambda _, g: (IndexedGrad(index, g, True),), "slice")
 
 
 def split(a: Tensor, split_size_or_sections, axis: int = 0) -> tuple:

@@ -1,7 +1,7 @@
 """Tensor: an array (NumPy or CuPy) that may remember the op that made it.
 
 A Tensor made by an op while gradients are recorded is a node of the graph (see autograd.py):
-``_parents`` are its inputs, ``_backward`` the closure that maps its gradient to theirs,
+``_parents`` are its inputs, ``_backward`` the function that maps its gradient to theirs,
 ``_op``/``_step``/``_scope`` say what made it, at which time step, inside which module, and
 ``name`` is an optional label ("h", "c", "f" for a forget gate) that drawings and the tracer read.
 ``_index`` numbers tensors in the order they were made, so an op's output always has a larger

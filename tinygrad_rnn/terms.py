@@ -1,6 +1,6 @@
 """Gradient terms that the engine adds in its own way instead of as dense arrays.
 
-An op's backward closure may return, for an input, one of these in place of a gradient array:
+An op's backward may return, for an input, one of these in place of a gradient array:
 ``OuterGrad`` (a weight's a^T b, kept unmultiplied so that all time steps' terms become one
 GEMM) or ``IndexedGrad`` (a slice's gradient, added into one buffer instead of a zero array per
 slice). autograd's sweep recognizes them; everything else is an ordinary array.
