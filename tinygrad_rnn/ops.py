@@ -1,7 +1,7 @@
 """Primitive ops: each forward beside its backward, with the formula in one line.
 
 An op reads its inputs' arrays, computes the result with the array module of their device
-(NumPy or CuPy, never named here), and hands ``make`` its ``backward(out, g)``: given the node
+(written once for NumPy and CuPy), and hands ``make`` its ``backward(out, g)``: given the node
 (``out.data`` is the result, ``out._parents`` the inputs) and its gradient g, one gradient per
 input (None where an input needs none). Most read what they need from the node and are plain
 functions right below their forward; the others are closures over what the node does not hold
@@ -17,8 +17,8 @@ import math
 import numpy as np
 
 from . import backend
-from .backend import array_module
 from .autograd import make
+from .backend import array_module
 from .tensor import Tensor
 
 __all__ = ["add", "sub", "mul", "div", "pow", "neg", "matmul", "exp", "log", "tanh", "sigmoid",
@@ -57,7 +57,7 @@ def _operand(x, like: Tensor, op: str) -> Tensor:
     if isinstance(x, _SCALARS):
         kind = data.dtype.kind
         dtype = data.dtype if kind in "fc" or not isinstance(x, (float, np.floating)) else None
-        return Tensor._wrap(backend.array_module(data).asarray(x, dtype=dtype))
+        return Tensor._wrap(array_module(data).asarray(x, dtype=dtype))
     if isinstance(x, backend.ARRAY_TYPES):
         if backend.array_device(x) != like.device:
             raise RuntimeError(f"{op}: an array on {backend.array_device(x)} met a tensor on {like.device}; "
@@ -141,7 +141,7 @@ def _pow_backward(out, g):
     ga = g * bd * ad ** (bd - 1) if a.requires_grad else None
     gb = None
     if b.requires_grad:
-        xp = backend.array_module(ad)
+        xp = array_module(ad)
         positive = ad > 0
         gb = g * out.data * xp.where(positive, xp.log(xp.where(positive, ad, 1)), 0)
     return ga, gb
