@@ -299,7 +299,7 @@ def _sweep(seeds: dict, retain_graph: bool, record, within=None) -> None:
             if record is not None and parent._backward is None:
                 record.contributions.setdefault(id(parent), []).append((node, _dense_term(parent, pg)))
             previous = get(parent)
-            if previous is None and (not outer or parent not in outer):  # parent becomes pending
+            if previous is None and parent not in outer:  # parent becomes pending
                 highest = top._index if top is not None else -pending[0][0] if pending else -1  # pending so far
                 if parent._index > highest:  # it is the next node to visit
                     if top is not None:

@@ -99,9 +99,9 @@ _ONES = {}  # dtype -> a read-only 0-d NumPy array holding 1
 
 def one(like):
     """1 for arithmetic with `like`: a 0-d NumPy array of like's dtype for NumPy arrays, which
-    NumPy combines with a small array about 1.5x (float64) to 2x (float32) faster than a Python
-    float (no scalar conversion, no weak-scalar promotion); the Python float 1.0 for CuPy arrays,
-    which pass scalars to their kernels as arguments."""
+    NumPy adds to a small array about 1.5x faster than a Python float (no scalar conversion, no
+    weak-scalar promotion); the Python float 1.0 for CuPy arrays, which pass scalars to their
+    kernels as arguments."""
     if like.__class__ is not np.ndarray:
         return 1.0
     found = _ONES.get(like.dtype)
