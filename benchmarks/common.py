@@ -123,6 +123,33 @@ def set_blas_threads(n: int) -> bool:
     return True
 
 
+def openblas_kernel():
+    """The CPU kernel OpenBLAS runs NumPy's GEMMs with ("SkylakeX", "Haswell", ...), or None
+    when NumPy's BLAS is not OpenBLAS."""
+    function = _openblas_function("get_corename")
+    if function is None:
+        return None
+    function.restype = ctypes.c_char_p
+    return function().decode()
+
+
+def forced_kernel_note():
+    """A warning when the environment forces OpenBLAS's kernel, else None.
+
+    OPENBLAS_CORETYPE overrides the kernel OpenBLAS would pick for this CPU, and it is read when
+    NumPy loads, so a benchmark cannot undo it. Some machines set it because older OpenBLAS
+    builds fail on their CPU; a current NumPy then runs GEMMs on an older kernel (on an AVX-512
+    CPU forced to Haswell, 1.8x to 1.9x slower at (c)'s sizes on one thread), and every ratio
+    against PyTorch, whose BLAS (MKL) ignores the variable, shifts with it."""
+    forced = os.environ.get("OPENBLAS_CORETYPE")
+    if not forced:
+        return None
+    return (f"OPENBLAS_CORETYPE={forced} forces NumPy's GEMMs onto OpenBLAS's {openblas_kernel() or forced} "
+            "kernel, which may be slower than this CPU's own; to measure NumPy at its best, run the "
+            "benchmark with both variables unset for that command alone: "
+            "env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python -m benchmarks ...")
+
+
 def _openblas_function(name: str):
     """OpenBLAS's `name` function ("get_num_threads", ...) in the library NumPy loaded, under
     any of its export names (SciPy's build, 64-bit integers, plain), or None."""
@@ -189,6 +216,8 @@ def machine_info() -> dict:
         "numpy": np.__version__,
         "numpy_blas": numpy_blas_info(),
         "numpy_blas_threads": blas_threads(),
+        "openblas_kernel": openblas_kernel(),
+        "env_openblas": {k: os.environ[k] for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE") if k in os.environ},
         "threadpoolctl": threadpool_info(),
         "env_threads": {k: os.environ[k] for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
                         if k in os.environ},

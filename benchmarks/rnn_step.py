@@ -253,7 +253,8 @@ def main(argv=None) -> dict:
         torch.set_num_threads(threads)
     meta = metadata(torch, threads_default, threads)
     if not args.quiet:
-        print(f"NumPy {meta['numpy']} (BLAS threads {meta['numpy_blas_threads']}), PyTorch {meta['torch']} "
+        print(f"NumPy {meta['numpy']} (BLAS threads {meta['numpy_blas_threads']}, kernel {meta['openblas_kernel']}), "
+              f"PyTorch {meta['torch']} "
               f"(threads {threads}, default {threads_default}), {meta['cpu_model']}, "
               f"load {meta.get('load_average')}")
         print("\n".join(format_table([]).splitlines()[:2]))
@@ -275,6 +276,8 @@ def main(argv=None) -> dict:
     notes = sorted({f"{name}: {reason}" for row in rows for name, reason in row["skipped"].items()})
     for note in notes:
         print(f"  ({note})")
+    if common.forced_kernel_note():
+        print(f"  (note: {common.forced_kernel_note()})")
     if args.json:
         with open(args.json, "w") as out:
             json.dump(result, out, indent=1, default=_jsonable)

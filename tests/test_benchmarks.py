@@ -12,7 +12,7 @@ import pytest
 import tinygrad_rnn as tr
 from tinygrad_rnn import nn
 
-from benchmarks import memory, rnn_step
+from benchmarks import common, memory, rnn_step
 from benchmarks.handwritten import KINDS, make_bptt, params_of
 
 LAYERS = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}
@@ -83,8 +83,8 @@ def test_rnn_step_harness_end_to_end(tmp_path):
                             "--json", str(path), "--quiet"])
     saved = json.loads(path.read_text())
     assert set(saved) >= {"meta", "args", "configs", "results"}
-    assert set(saved["meta"]) >= {"numpy", "torch", "numpy_blas", "numpy_blas_threads", "torch_threads",
-                                  "cpu_count", "timestamp_utc"}
+    assert set(saved["meta"]) >= {"numpy", "torch", "numpy_blas", "numpy_blas_threads", "openblas_kernel",
+                                  "env_openblas", "torch_threads", "cpu_count", "timestamp_utc"}
     assert len(saved["results"]) == 6 == len(result["results"])
     for row in saved["results"]:
         assert set(row["times"]) == {"fused", "sequence", "composite", "hand", "gemm"}
@@ -93,6 +93,19 @@ def test_rnn_step_harness_end_to_end(tmp_path):
             assert timing["median_s"] > 0 and len(timing["samples_s"]) >= 2
         assert set(row["ratios"]) == {"fused/hand", "seq/hand", "composite/fused", "hand/gemm"}
         assert row["activation_bytes_hand"] > 0
+
+
+def test_a_forced_openblas_kernel_is_reported(monkeypatch):
+    """OPENBLAS_CORETYPE (read when NumPy loads) decides the GEMMs' speed: a benchmark names the
+    kernel that ran and warns when the environment forced it."""
+    kernel = common.openblas_kernel()
+    if "openblas" in json.dumps(common.numpy_blas_info()).lower():
+        assert isinstance(kernel, str) and kernel
+    monkeypatch.setenv("OPENBLAS_CORETYPE", "Haswell")
+    note = common.forced_kernel_note()
+    assert "OPENBLAS_CORETYPE=Haswell" in note and "env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE" in note
+    monkeypatch.delenv("OPENBLAS_CORETYPE")
+    assert common.forced_kernel_note() is None
 
 
 @pytest.mark.torch
