@@ -31,6 +31,7 @@ graphviz:
 test: venv graphviz
 	OPENBLAS_NUM_THREADS=1 $(PY) -m pytest -q
 
+# The slow checks: every tutorial at full size (a minute or two).
 test-slow: venv graphviz
 	OPENBLAS_NUM_THREADS=1 $(PY) -m pytest -q -m slow
 
