@@ -22,6 +22,12 @@ worker threads spin for about 0.1 s after each NumPy call and would slow it down
 On a machine that other jobs keep busy, --threads 1 (NumPy's BLAS and PyTorch) is much steadier,
 and --clock cpu (this process's CPU time, with --threads 1) steadier still.
 
+The process keeps freed memory for reuse (tinygrad_rnn.keep_freed_memory, as `tinygrad-rnn`
+does), so that no implementation pays glibc for faulting its buffers in again every step;
+--default-malloc measures with glibc's own thresholds, under which a step's cost also depends on
+what ran before it in the process (round-robin hides most of an LSTM's faults, a loop of one
+layer alone pays them all).
+
     python -m benchmarks.rnn_step [--configs a,b,c] [--kinds lstm,gru,rnn] [--dtypes float32,float64]
                                   [--repeats N] [--json PATH] [--device cpu|cuda] [--composite auto|always|never]
 
@@ -34,6 +40,8 @@ import argparse
 import json
 
 import numpy as np
+
+from tinygrad_rnn import keep_freed_memory
 
 from . import common
 from .handwritten import KINDS, make_bptt, params_of
@@ -235,6 +243,8 @@ def parse_args(argv=None):
     parser.add_argument("--pause", type=float, default=common.PAUSE_S,
                         help="seconds to sleep before each timed block (BLAS threads go idle)")
     parser.add_argument("--quiet", action="store_true", help="print only the final table")
+    parser.add_argument("--default-malloc", action="store_true",
+                        help="leave glibc malloc's thresholds as they are (default: keep freed memory, as the CLI)")
     return parser.parse_args(argv)
 
 
@@ -243,6 +253,7 @@ def main(argv=None) -> dict:
     configs = _list(args.configs, CONFIGS)
     kinds = _list(args.kinds, KINDS)
     dtypes = _list(args.dtypes, ("float32", "float64"))
+    kept = False if args.default_malloc else keep_freed_memory()
     if args.threads and not common.set_blas_threads(args.threads):
         print(f"could not set NumPy's BLAS threads to {args.threads} (no threadpoolctl, no OpenBLAS found)")
     torch = None if args.no_torch else common.import_torch()
@@ -252,9 +263,10 @@ def main(argv=None) -> dict:
         threads = args.torch_threads or common.blas_threads() or threads_default
         torch.set_num_threads(threads)
     meta = metadata(torch, threads_default, threads)
+    meta["freed_memory_kept"] = kept
     if not args.quiet:
         print(f"NumPy {meta['numpy']} (BLAS threads {meta['numpy_blas_threads']}, kernel {meta['openblas_kernel']}), "
-              f"PyTorch {meta['torch']} "
+              f"freed memory {'kept' if kept else 'returned (glibc defaults)'}, PyTorch {meta['torch']} "
               f"(threads {threads}, default {threads_default}), {meta['cpu_model']}, "
               f"load {meta.get('load_average')}")
         print("\n".join(format_table([]).splitlines()[:2]))

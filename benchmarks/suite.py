@@ -36,6 +36,8 @@ def run_all(argv=None) -> dict:
     parser.add_argument("--budget", type=float, default=1.5, help="seconds per timed block before it stops early")
     parser.add_argument("--no-torch", action="store_true")
     parser.add_argument("--quick", action="store_true", help="a tiny configuration only (a smoke test)")
+    parser.add_argument("--default-malloc", action="store_true",
+                        help="leave glibc malloc's thresholds as they are (see benchmarks/rnn_step.py)")
     args = parser.parse_args(argv)
     os.makedirs(args.out, exist_ok=True)
     if args.threads:
@@ -44,6 +46,7 @@ def run_all(argv=None) -> dict:
                    "--clock", args.clock]
     common_args += ["--threads", str(args.threads)] if args.threads else []
     common_args += ["--no-torch"] if args.no_torch else []
+    common_args += ["--default-malloc"] if args.default_malloc else []
     results = {}
 
     print("== per-op overhead ==")

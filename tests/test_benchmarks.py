@@ -84,7 +84,7 @@ def test_rnn_step_harness_end_to_end(tmp_path):
     saved = json.loads(path.read_text())
     assert set(saved) >= {"meta", "args", "configs", "results"}
     assert set(saved["meta"]) >= {"numpy", "torch", "numpy_blas", "numpy_blas_threads", "openblas_kernel",
-                                  "env_openblas", "torch_threads", "cpu_count", "timestamp_utc"}
+                                  "env_openblas", "freed_memory_kept", "torch_threads", "cpu_count", "timestamp_utc"}
     assert len(saved["results"]) == 6 == len(result["results"])
     for row in saved["results"]:
         assert set(row["times"]) == {"fused", "sequence", "composite", "hand", "gemm"}

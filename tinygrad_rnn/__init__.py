@@ -8,6 +8,7 @@ from .ops import cat, stack, where
 from . import functional, functional as F, nn, optim  # noqa: E402  (after the engine they build on)
 from .bptt import detach_state, train_bptt
 from .checkpoint import load, save
+from .malloc import keep_freed_memory
 
 __version__ = "0.1.0"
 
@@ -15,4 +16,4 @@ __all__ = ["Tensor", "no_grad", "enable_grad", "is_grad_enabled", "time_step", "
            "where", "zeros", "ones", "randn", "rand", "arange", "eye", "zeros_like", "ones_like",
            "manual_seed", "gradcheck", "set_default_device", "set_default_dtype", "default_device",
            "default_dtype", "cuda_available", "nn", "functional", "F", "optim", "save", "load",
-           "detach_state", "train_bptt"]
+           "detach_state", "train_bptt", "keep_freed_memory"]

@@ -18,6 +18,7 @@ import argparse
 import sys
 
 from .. import __version__
+from ..malloc import keep_freed_memory
 from . import bench, demo, render, sample, trace, train
 from .common import HelpFormatter
 from .errors import UsageError
@@ -51,6 +52,7 @@ def main(argv=None) -> int:
     except SystemExit as stop:  # --help, --version, or argparse's own error (status 2)
         return stop.code if isinstance(stop.code, int) else 0
     args.extra = extra
+    keep_freed_memory()  # a training step's large buffers stay in the process between steps (malloc.py)
     try:
         return args.run(args)
     except UsageError as error:
