@@ -288,8 +288,9 @@ def main(argv=None) -> dict:
     notes = sorted({f"{name}: {reason}" for row in rows for name, reason in row["skipped"].items()})
     for note in notes:
         print(f"  ({note})")
-    if common.forced_kernel_note():
-        print(f"  (note: {common.forced_kernel_note()})")
+    forced = common.forced_kernel_note()
+    if forced:
+        print(f"  (note: {forced})")
     if args.json:
         with open(args.json, "w") as out:
             json.dump(result, out, indent=1, default=_jsonable)
