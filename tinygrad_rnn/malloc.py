@@ -11,7 +11,7 @@ per-step fused, 25.8 composite; with both thresholds raised, no faults and 7.9, 
 (The GRU and RNN of the same size happened not to fault.)
 
 keep_freed_memory() raises both thresholds for this process, as `tinygrad-rnn` and the
-benchmarks do when they start: blocks under 32 MiB (glibc's largest mmap threshold) come from
+training-step benchmark do when they start: blocks under 32 MiB (glibc's largest mmap threshold) come from
 the heap and return to it, and the heap keeps up to 256 MiB free at its top. The process's
 memory then stays near its peak instead of falling back between steps, which is what a
 training loop wants. It is a process-wide setting of the C library, so the library never makes
