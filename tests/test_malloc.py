@@ -50,8 +50,8 @@ def step_faults() -> tuple:
 def test_a_steady_training_step_faults_in_no_memory():
     took, faults = step_faults()
     assert took == "True"
-    # An LSTM step at (b) holds about 8 MB of buffers; glibc's defaults fault most of them in
-    # again every step (1,959 pages measured without the call); kept, a step touches only pages it had.
+    # Without the call, glibc's defaults fault an LSTM step at (b) 1,959 pages (about 8 MB) in
+    # again every step (measured); kept, a step touches only pages it had.
     assert faults < 50, f"{faults} page faults in a steady training step after keep_freed_memory()"
 
 
