@@ -12,7 +12,7 @@ import pytest
 import tinygrad_rnn as tr
 from tinygrad_rnn import nn
 
-from benchmarks import common, memory, rnn_step
+from benchmarks import common, memory, overhead, rnn_step
 from benchmarks.handwritten import KINDS, make_bptt, params_of
 
 LAYERS = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}
@@ -117,6 +117,25 @@ def test_rnn_step_harness_with_torch(tmp_path):
     assert "torch" in row["times"] and "fused/torch" in row["ratios"]
     assert row["skipped"] == {"composite": "--composite never"}
     assert result["meta"]["torch_threads"] >= 1
+
+
+def test_overhead_harness_times_forward_and_backward_apart():
+    result = overhead.main(["--ops", "40", "--repeats", "2"])
+    assert result["ops"] == 40
+    for key in ("ours_forward_us_per_op", "ours_backward_us_per_op", "ours_us_per_op", "numpy_forward_us_per_op"):
+        assert result[key] > 0, key
+
+
+@pytest.mark.torch
+def test_overhead_chain_is_the_same_computation_in_both_engines():
+    torch = pytest.importorskip("torch")
+    x, w = tr.Tensor(np.array([0.3]), requires_grad=True), tr.Tensor(np.array([0.9]), requires_grad=True)
+    xt, wt = (torch.tensor([v], dtype=torch.float64, requires_grad=True) for v in (0.3, 0.9))
+    ours_loss, theirs = overhead.chain(x, w, 40), overhead.chain(xt, wt, 40)
+    ours_loss.backward()
+    theirs.backward()
+    np.testing.assert_allclose(ours_loss.item(), theirs.item(), rtol=1e-12)
+    np.testing.assert_allclose([x.grad.item(), w.grad.item()], [xt.grad.item(), wt.grad.item()], rtol=1e-12)
 
 
 def test_rnn_step_skips_composite_at_c_unless_asked():
