@@ -103,6 +103,21 @@ def test_binary_op_broadcasts_both_operands(device, name):
     check_op(op, reference, [a, b], device)
 
 
+@pytest.mark.parametrize("name", sorted(BINARY))
+def test_binary_op_names_shapes_that_do_not_broadcast(device, name):
+    a, b = leaf(np.ones((3, 4)), device), leaf(np.ones((5, 6)), device)
+    with pytest.raises(ValueError, match=rf"^{name}: shapes \(3, 4\) and \(5, 6\) do not broadcast.*reshape"):
+        BINARY[name][0](a, b)
+
+
+def test_where_and_comparisons_name_shapes_that_do_not_broadcast(device):
+    a, b = leaf(np.ones((3, 4)), device), leaf(np.ones((5,)), device)
+    with pytest.raises(ValueError, match=r"^where: shapes \(3, 4\) and \(3, 4\) and \(5,\) do not broadcast"):
+        tr.where(a > 0, a, b)
+    with pytest.raises(ValueError, match=r"^lt: shapes \(3, 4\) and \(5,\) do not broadcast"):
+        a < b
+
+
 SCALAR_CASES = {
     # name: (tensor-side function, NumPy reference, domain of the tensor's values)
     "tensor + scalar": (lambda t: t + 2.5, lambda x: x + 2.5, ANY),

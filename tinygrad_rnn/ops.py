@@ -69,6 +69,19 @@ def _operand(x, like: Tensor, op: str) -> Tensor:
                     "use a Tensor, a Python number or an array of the tensor's device")
 
 
+def _broadcast_error(op: str, error: ValueError, *operands) -> ValueError:
+    """What an elementwise op raises when the array module refused its operands: for shapes that
+    do not broadcast, an error naming the op and the shapes and saying what to do; else `error`."""
+    shapes = [tuple(t.shape) for t in operands]
+    try:
+        np.broadcast_shapes(*shapes)
+    except ValueError:
+        return ValueError(f"{op}: shapes {' and '.join(map(str, shapes))} do not broadcast (aligned from the "
+                          "right, the sizes on each axis must match or be 1); reshape an operand first "
+                          "(x.reshape(...), or x[:, None] for a new axis of size 1)")
+    return error
+
+
 def _axes(axis, ndim: int) -> tuple:
     """Normalize an axis argument (None, int or tuple, negatives allowed) to a sorted tuple."""
     if axis is None:
@@ -85,7 +98,10 @@ def add(a, b) -> Tensor:
     """z = a + b;  dL/da = g, dL/db = g"""
     if not (a.__class__ is b.__class__ is Tensor and a.data.__class__ is b.data.__class__ is np.ndarray):
         a, b = _operands(a, b, "add")
-    return make(a.data + b.data, (a, b), _add_backward, "add")
+    try:
+        return make(a.data + b.data, (a, b), _add_backward, "add")
+    except ValueError as error:
+        raise _broadcast_error("add", error, a, b) from None
 
 
 def _add_backward(out, g):
@@ -96,7 +112,10 @@ def sub(a, b) -> Tensor:
     """z = a - b;  dL/da = g, dL/db = -g"""
     if not (a.__class__ is b.__class__ is Tensor and a.data.__class__ is b.data.__class__ is np.ndarray):
         a, b = _operands(a, b, "sub")
-    return make(a.data - b.data, (a, b), _sub_backward, "sub")
+    try:
+        return make(a.data - b.data, (a, b), _sub_backward, "sub")
+    except ValueError as error:
+        raise _broadcast_error("sub", error, a, b) from None
 
 
 def _sub_backward(out, g):
@@ -107,7 +126,10 @@ def mul(a, b) -> Tensor:
     """z = a * b;  dL/da = g * b, dL/db = g * a"""
     if not (a.__class__ is b.__class__ is Tensor and a.data.__class__ is b.data.__class__ is np.ndarray):
         a, b = _operands(a, b, "mul")
-    return make(a.data * b.data, (a, b), _mul_backward, "mul")
+    try:
+        return make(a.data * b.data, (a, b), _mul_backward, "mul")
+    except ValueError as error:
+        raise _broadcast_error("mul", error, a, b) from None
 
 
 def _mul_backward(out, g):
@@ -120,7 +142,10 @@ def div(a, b) -> Tensor:
     """z = a / b;  dL/da = g / b, dL/db = -g * z / b"""
     if not (a.__class__ is b.__class__ is Tensor and a.data.__class__ is b.data.__class__ is np.ndarray):
         a, b = _operands(a, b, "div")
-    return make(a.data / b.data, (a, b), _div_backward, "div")
+    try:
+        return make(a.data / b.data, (a, b), _div_backward, "div")
+    except ValueError as error:
+        raise _broadcast_error("div", error, a, b) from None
 
 
 def _div_backward(out, g):
@@ -132,7 +157,10 @@ def _div_backward(out, g):
 def pow(a, b) -> Tensor:
     """z = a ** b;  dL/da = g * b * a ** (b - 1), dL/db = g * z * log(a) (0 where a <= 0)"""
     a, b = _operands(a, b, "pow")
-    return make(a.data ** b.data, (a, b), _pow_backward, "pow")
+    try:
+        return make(a.data ** b.data, (a, b), _pow_backward, "pow")
+    except ValueError as error:
+        raise _broadcast_error("pow", error, a, b) from None
 
 
 def _pow_backward(out, g):
@@ -312,7 +340,10 @@ def where(condition, a, b) -> Tensor:
     def backward(_, g):
         return (xp.where(cond, g, 0) if a.requires_grad else None,
                 xp.where(cond, 0, g) if b.requires_grad else None)
-    return make(xp.where(cond, a.data, b.data), (a, b), backward, "where")
+    try:
+        return make(xp.where(cond, a.data, b.data), (a, b), backward, "where")
+    except ValueError as error:
+        raise _broadcast_error("where", error, Tensor._wrap(cond), a, b) from None
 
 
 def compare(a, b, how: str) -> Tensor:
@@ -321,7 +352,10 @@ def compare(a, b, how: str) -> Tensor:
     xp = array_module(a.data)
     fn = {"lt": xp.less, "le": xp.less_equal, "gt": xp.greater, "ge": xp.greater_equal,
           "eq": xp.equal, "ne": xp.not_equal}[how]
-    return Tensor._wrap(xp.asarray(fn(a.data, b.data)))
+    try:
+        return Tensor._wrap(xp.asarray(fn(a.data, b.data)))
+    except ValueError as error:
+        raise _broadcast_error(how, error, a, b) from None
 
 
 # ---------------------------------------------------------------- reductions
