@@ -388,6 +388,47 @@ def test_index_out_of_range_names_the_shape(device):
         leaf(np.ones((2, 3)), device)[5]
 
 
+INTEGER_INDICES = {
+    # name: an index of a (3, 4, 5) array holding an integer array
+    "rows in range": np.array([0, 2, -3]),
+    "a row past the end": np.array([0, 3]),
+    "a row before the start": np.array([-4, 1]),
+    "a list past the end": [1, 3],
+    "a 0-d array": np.array(3),
+    "after a slice": (slice(None), np.array([3, 4])),
+    "after a slice, past the end": (slice(None), np.array([1, 4])),
+    "after a mask": (np.array([True, False, True]), np.array([0, 5])),
+    "after an ellipsis": (Ellipsis, np.array([4, -5])),
+    "after an ellipsis, past the end": (Ellipsis, np.array([5])),
+    "beside a new axis": (None, np.array([[2]]), slice(None), np.array([-6])),
+    "two arrays": (np.array([0, 2]), np.array([1, 4]), np.array([0, 4])),
+}
+
+
+@pytest.mark.parametrize("name", sorted(INTEGER_INDICES))
+def test_integer_index_check_agrees_with_numpy(name):
+    """CuPy wraps out-of-range integer-array indices around; getitem checks them there itself,
+    and that check must raise exactly where NumPy's indexing does."""
+    from tinygrad_rnn.shapes import _check_integer_indices
+    index, data = INTEGER_INDICES[name], np.zeros((3, 4, 5))
+    try:
+        data[index]
+    except IndexError as error:
+        with pytest.raises(IndexError, match=r"^getitem: index -?\d+ is out of bounds for axis \d with size \d"):
+            _check_integer_indices(index, data.shape)
+        assert "out of bounds" in str(error)
+    else:
+        _check_integer_indices(index, data.shape)
+
+
+def test_an_integer_index_out_of_range_is_an_error_on_every_device(device):
+    t = leaf(np.ones((3, 4)), device)
+    with pytest.raises(IndexError, match=r"out of bounds.*\(3, 4\)"):
+        t[np.array([0, 3])]
+    with pytest.raises(IndexError, match=r"out of bounds.*\(3, 4\)"):
+        t[:, np.array([-5])]
+
+
 # ---------------------------------------------------------------- joining and splitting
 @FAST
 @given(data=st.data(), shape=NONEMPTY_SHAPES, count=st.integers(1, 3))

@@ -62,7 +62,33 @@ def getitem(a: Tensor, index) -> Tensor:
     except IndexError as error:
         raise IndexError(f"getitem: {error} (tensor of shape {ad.shape})") from None
     basic = _is_basic(index)
+    if not basic and ad.__class__ is not np.ndarray:
+        _check_integer_indices(index, ad.shape)
     return make(array_module(a.data).asarray(out), (a,), lambda _, g: (IndexedGrad(index, g, basic),), "getitem")
+
+
+def _check_integer_indices(index, shape: tuple) -> None:
+    """Raise IndexError, as NumPy does, for an integer-array entry of `index` that lies outside its
+    axis (-n <= i < n): CuPy wraps such indices around instead, a silent wrong result."""
+    parts = index if isinstance(index, tuple) else (index,)
+    arrays = [p if hasattr(p, "dtype") else np.asarray(p) if isinstance(p, list) else None for p in parts]
+    taken = builtins.sum(0 if p is None or p is Ellipsis else 1 if a is None or a.dtype != bool else a.ndim
+                         for p, a in zip(parts, arrays))
+    axis = 0
+    for part, array in zip(parts, arrays):
+        if part is None:
+            continue
+        if part is Ellipsis:
+            axis += len(shape) - taken
+        elif array is not None and array.dtype == bool:
+            axis += array.ndim
+        else:
+            if array is not None and array.size:
+                n, lo, hi = shape[axis], int(array.min()), int(array.max())
+                if lo < -n or hi >= n:
+                    raise IndexError(f"getitem: index {hi if hi >= n else lo} is out of bounds for axis {axis} "
+                                     f"with size {n} (tensor of shape {shape})")
+            axis += 1
 
 
 def _plain_index(index):
