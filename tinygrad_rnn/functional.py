@@ -34,15 +34,7 @@ def nll_loss(log_probs: Tensor, target, ignore_index: int = -100, reduction: str
     target: integer class indices of shape (N,) / (N, d1, ...) / (); positions whose target
     equals ignore_index count neither in the sum nor in the mean.
     """
-    target = _indices(target, log_probs)
-    flat, targets = _classes_last(log_probs, target, "nll_loss")
-    xp = backend.array_module(flat.data)
-    keep = targets != ignore_index
-    picked = flat[xp.arange(flat.shape[0]), xp.where(keep, targets, 0)]  # log-probability of each target
-    weights = keep.astype(flat.dtype)
-    if mask is not None:
-        weights = weights * backend.to_device(_mask_array(mask, target.shape).reshape(-1), flat.device).astype(flat.dtype)
-    return _reduce(-picked * weights, weights, reduction, target.shape)
+    return _nll(log_probs, target, ignore_index, reduction, mask, "nll_loss")
 
 
 def cross_entropy(logits: Tensor, target, ignore_index: int = -100, reduction: str = "mean",
@@ -52,7 +44,25 @@ def cross_entropy(logits: Tensor, target, ignore_index: int = -100, reduction: s
     logits: (N, C), (N, C, d1, ...) or (C,); target: class indices (N,), (N, d1, ...) or ().
     """
     class_axis = 0 if logits.ndim == 1 else 1
-    return nll_loss(ops.log_softmax(logits, class_axis), target, ignore_index, reduction, mask)
+    return _nll(ops.log_softmax(logits, class_axis), target, ignore_index, reduction, mask, "cross_entropy")
+
+
+def _nll(log_probs: Tensor, target, ignore_index: int, reduction: str, mask, op: str) -> Tensor:
+    """nll_loss, with errors that name `op`, the function the caller called."""
+    target = _indices(target, log_probs, op)
+    flat, targets = _classes_last(log_probs, target, op)
+    xp = backend.array_module(flat.data)
+    keep = targets != ignore_index
+    scored = targets[keep]
+    classes = flat.shape[1]
+    if scored.size and (int(scored.min()) < 0 or int(scored.max()) >= classes):
+        raise IndexError(f"{op}: class indices must lie in [0, {classes}) (or equal "
+                         f"ignore_index={ignore_index}), got values from {int(scored.min())} to {int(scored.max())}")
+    picked = flat[xp.arange(flat.shape[0]), xp.where(keep, targets, 0)]  # log-probability of each target
+    weights = keep.astype(flat.dtype)
+    if mask is not None:
+        weights = weights * backend.to_device(_mask_array(mask, target.shape).reshape(-1), flat.device).astype(flat.dtype)
+    return _reduce(-picked * weights, weights, reduction, target.shape)
 
 
 def mse_loss(input: Tensor, target, reduction: str = "mean", mask=None) -> Tensor:
@@ -89,18 +99,19 @@ def dropout(x: Tensor, p: float = 0.5, training: bool = True) -> Tensor:
 def embedding(indices, weight: Tensor) -> Tensor:
     """Rows of weight (num, dim) picked by integer indices of any shape -> (*indices.shape, dim);
     the backward scatter-adds into the picked rows (repeated indices accumulate)."""
-    idx = _indices(indices, weight)
+    idx = _indices(indices, weight, "embedding")
     if idx.size and (int(idx.min()) < 0 or int(idx.max()) >= weight.shape[0]):
         raise IndexError(f"embedding: indices must lie in [0, {weight.shape[0]}), got values from "
                          f"{int(idx.min())} to {int(idx.max())}")
     return weight[idx]
 
 
-def _indices(indices, like: Tensor):
+def _indices(indices, like: Tensor, op: str):
     data = indices.data if isinstance(indices, Tensor) else indices
     data = backend.to_device(np.asarray(data) if not isinstance(data, backend.ARRAY_TYPES) else data, like.device)
     if data.dtype.kind not in "iu":
-        raise TypeError(f"expected integer class/row indices, got dtype {data.dtype}; convert with .astype(np.int64)")
+        raise TypeError(f"{op}: expected integer class/row indices, got dtype {data.dtype}; "
+                        "convert with .astype(np.int64)")
     return data
 
 
