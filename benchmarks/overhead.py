@@ -45,8 +45,8 @@ def timed(x, w, ops: int):
 def steps(ops: int) -> dict:
     """{"numpy": the bare forward, "ours": the chain timed, "torch": the same in PyTorch (when installed)}."""
     import tinygrad_rnn as tr
-    found = {"numpy": bare_numpy(ops), "ours": timed(tr.Tensor(np.array([0.3]), requires_grad=True),
-                           tr.Tensor(np.array([0.9]), requires_grad=True), ops)}
+    x, w = tr.Tensor(np.array([0.3]), requires_grad=True), tr.Tensor(np.array([0.9]), requires_grad=True)
+    found = {"numpy": bare_numpy(ops), "ours": timed(x, w, ops)}
     try:
         import torch
     except ImportError:
