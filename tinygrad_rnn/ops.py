@@ -7,7 +7,8 @@ input (None where an input needs none). Most read what they need from the node a
 functions right below their forward; the others are closures over what the node does not hold
 (an axis, a mask). Gradients whose shape differs from their input's (broadcasting) are summed
 back by the engine, not here. Arithmetic, elementwise ops and reductions live here; the shape and
-indexing ops live in shapes.py and are re-exported at the end.
+indexing ops live in shapes.py and are re-exported at the end; operands.py turns what the caller
+passed into Tensors and names the shapes that do not broadcast.
 """
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ import numpy as np
 from . import backend
 from .autograd import make
 from .backend import array_module
+from .operands import as_operand, as_operands, broadcast_error, normalize_axes
 from .tensor import Tensor
 
 __all__ = ["add", "sub", "mul", "div", "pow", "neg", "matmul", "exp", "log", "tanh", "sigmoid",
@@ -26,82 +28,15 @@ __all__ = ["add", "sub", "mul", "div", "pow", "neg", "matmul", "exp", "log", "ta
            "broadcast_to", "getitem", "narrow", "cat", "stack", "split", "chunk", "where", "astype", "to_device",
            "log_softmax", "compare", "stable_sigmoid"]
 
-_SCALARS = (int, float, bool, np.number, np.bool_)
-
-
-# ---------------------------------------------------------------- operands
-def _operands(a, b, op: str):
-    """Both operands as Tensors on one device; scalars and arrays become constant leaves.
-
-    A Python scalar takes the tensor's dtype, so scalars never change a floating tensor's dtype;
-    a float scalar with an integer tensor follows NumPy's promotion (float64).
-    add, sub, mul and div first test inline for the common case, two Tensors on the CPU, which
-    needs nothing done: one call less per op (5% of benchmarks.overhead).
-    """
-    if isinstance(a, Tensor):
-        return a, _operand(b, a, op)
-    return _operand(a, b, op), b
-
-
-def _operand(x, like: Tensor, op: str) -> Tensor:
-    data = like.data
-    if x.__class__ is float and data.dtype.kind == "f":  # the common case, first: a NumPy scalar of
-        return Tensor._wrap(data.dtype.type(x))         # the tensor's dtype (cheaper than a 0-d array)
-    if isinstance(x, Tensor):
-        other = x.data
-        if other.__class__ is not data.__class__ or (data.__class__ is not np.ndarray
-                                                     and other.device != data.device):
-            raise RuntimeError(f"{op}: operands are on different devices ({like.device} and {x.device}); "
-                               "move one with .to(device) first")
-        return x
-    if isinstance(x, _SCALARS):
-        kind = data.dtype.kind
-        dtype = data.dtype if kind in "fc" or not isinstance(x, (float, np.floating)) else None
-        return Tensor._wrap(array_module(data).asarray(x, dtype=dtype))
-    if isinstance(x, backend.ARRAY_TYPES):
-        if backend.array_device(x) != like.device:
-            raise RuntimeError(f"{op}: an array on {backend.array_device(x)} met a tensor on {like.device}; "
-                               "move one with .to(device) or pass an array of the tensor's device")
-        return Tensor._wrap(x)
-    if isinstance(x, (list, tuple)):
-        return Tensor._wrap(backend.to_device(np.asarray(x, dtype=data.dtype), like.device))
-    raise TypeError(f"{op}: unsupported operand of type {type(x).__name__}; "
-                    "use a Tensor, a Python number or an array of the tensor's device")
-
-
-def _broadcast_error(op: str, error: ValueError, *operands) -> ValueError:
-    """What an elementwise op raises when the array module refused its operands: for shapes that
-    do not broadcast, an error naming the op and the shapes and saying what to do; else `error`."""
-    shapes = [tuple(t.shape) for t in operands]
-    try:
-        np.broadcast_shapes(*shapes)
-    except ValueError:
-        return ValueError(f"{op}: shapes {' and '.join(map(str, shapes))} do not broadcast (aligned from the "
-                          "right, the sizes on each axis must match or be 1); reshape an operand first "
-                          "(x.reshape(...), or x[:, None] for a new axis of size 1)")
-    return error
-
-
-def _axes(axis, ndim: int) -> tuple:
-    """Normalize an axis argument (None, int or tuple, negatives allowed) to a sorted tuple."""
-    if axis is None:
-        return tuple(range(ndim))
-    axes = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)
-    for a in axes:
-        if not -builtins.max(ndim, 1) <= a < builtins.max(ndim, 1):
-            raise IndexError(f"axis {a} is out of range for a tensor of {ndim} dimension(s)")
-    return tuple(sorted({a % ndim for a in axes})) if ndim else ()
-
-
 # ---------------------------------------------------------------- arithmetic
 def add(a, b) -> Tensor:
     """z = a + b;  dL/da = g, dL/db = g"""
     if not (a.__class__ is b.__class__ is Tensor and a.data.__class__ is b.data.__class__ is np.ndarray):
-        a, b = _operands(a, b, "add")
+        a, b = as_operands(a, b, "add")
     try:
         return make(a.data + b.data, (a, b), _add_backward, "add")
     except ValueError as error:
-        raise _broadcast_error("add", error, a, b) from None
+        raise broadcast_error("add", error, a, b) from None
 
 
 def _add_backward(out, g):
@@ -111,11 +46,11 @@ def _add_backward(out, g):
 def sub(a, b) -> Tensor:
     """z = a - b;  dL/da = g, dL/db = -g"""
     if not (a.__class__ is b.__class__ is Tensor and a.data.__class__ is b.data.__class__ is np.ndarray):
-        a, b = _operands(a, b, "sub")
+        a, b = as_operands(a, b, "sub")
     try:
         return make(a.data - b.data, (a, b), _sub_backward, "sub")
     except ValueError as error:
-        raise _broadcast_error("sub", error, a, b) from None
+        raise broadcast_error("sub", error, a, b) from None
 
 
 def _sub_backward(out, g):
@@ -125,11 +60,11 @@ def _sub_backward(out, g):
 def mul(a, b) -> Tensor:
     """z = a * b;  dL/da = g * b, dL/db = g * a"""
     if not (a.__class__ is b.__class__ is Tensor and a.data.__class__ is b.data.__class__ is np.ndarray):
-        a, b = _operands(a, b, "mul")
+        a, b = as_operands(a, b, "mul")
     try:
         return make(a.data * b.data, (a, b), _mul_backward, "mul")
     except ValueError as error:
-        raise _broadcast_error("mul", error, a, b) from None
+        raise broadcast_error("mul", error, a, b) from None
 
 
 def _mul_backward(out, g):
@@ -141,11 +76,11 @@ def _mul_backward(out, g):
 def div(a, b) -> Tensor:
     """z = a / b;  dL/da = g / b, dL/db = -g * z / b"""
     if not (a.__class__ is b.__class__ is Tensor and a.data.__class__ is b.data.__class__ is np.ndarray):
-        a, b = _operands(a, b, "div")
+        a, b = as_operands(a, b, "div")
     try:
         return make(a.data / b.data, (a, b), _div_backward, "div")
     except ValueError as error:
-        raise _broadcast_error("div", error, a, b) from None
+        raise broadcast_error("div", error, a, b) from None
 
 
 def _div_backward(out, g):
@@ -156,11 +91,11 @@ def _div_backward(out, g):
 
 def pow(a, b) -> Tensor:
     """z = a ** b;  dL/da = g * b * a ** (b - 1), dL/db = g * z * log(a) (0 where a <= 0)"""
-    a, b = _operands(a, b, "pow")
+    a, b = as_operands(a, b, "pow")
     try:
         return make(a.data ** b.data, (a, b), _pow_backward, "pow")
     except ValueError as error:
-        raise _broadcast_error("pow", error, a, b) from None
+        raise broadcast_error("pow", error, a, b) from None
 
 
 def _pow_backward(out, g):
@@ -186,7 +121,7 @@ def _neg_backward(out, g):
 
 def matmul(a, b) -> Tensor:
     """z = a @ b (1-D, 2-D or batched);  dL/da = g @ b^T, dL/db = a^T @ g (batch axes summed)"""
-    a, b = _operands(a, b, "matmul")
+    a, b = as_operands(a, b, "matmul")
     ad, bd = a.data, b.data
     _check_matmul(ad, bd)
     return make(ad @ bd, (a, b), _matmul_backward, "matmul")
@@ -332,7 +267,7 @@ def where(condition, a, b) -> Tensor:
     like = next((t for t in (a, b) if isinstance(t, Tensor)), None)
     if like is None:
         raise TypeError("where: at least one of the two value operands must be a Tensor")
-    a, b = _operand(a, like, "where"), _operand(b, like, "where")
+    a, b = as_operand(a, like, "where"), as_operand(b, like, "where")
     xp = array_module(like.data)
     cond = xp.asarray(condition, dtype=bool) if isinstance(condition, backend.ARRAY_TYPES) else \
         backend.to_device(np.asarray(condition, dtype=bool), like.device)
@@ -343,26 +278,26 @@ def where(condition, a, b) -> Tensor:
     try:
         return make(xp.where(cond, a.data, b.data), (a, b), backward, "where")
     except ValueError as error:
-        raise _broadcast_error("where", error, Tensor._wrap(cond), a, b) from None
+        raise broadcast_error("where", error, Tensor._wrap(cond), a, b) from None
 
 
 def compare(a, b, how: str) -> Tensor:
     """Elementwise comparison (lt, le, gt, ge, eq, ne) as a boolean tensor without gradient."""
-    a, b = _operands(a, b, how)
+    a, b = as_operands(a, b, how)
     xp = array_module(a.data)
     fn = {"lt": xp.less, "le": xp.less_equal, "gt": xp.greater, "ge": xp.greater_equal,
           "eq": xp.equal, "ne": xp.not_equal}[how]
     try:
         return Tensor._wrap(xp.asarray(fn(a.data, b.data)))
     except ValueError as error:
-        raise _broadcast_error(how, error, a, b) from None
+        raise broadcast_error(how, error, a, b) from None
 
 
 # ---------------------------------------------------------------- reductions
 def sum(a: Tensor, axis=None, keepdims: bool = False) -> Tensor:
     """y = sum of a over axis;  dL/da = g broadcast back over the summed axes"""
     shape = a.data.shape
-    axes = _axes(axis, a.ndim)
+    axes = normalize_axes(axis, a.ndim)
     xp = array_module(a.data)
 
     def backward(_, g):
@@ -379,7 +314,7 @@ def _kept_shape(shape: tuple, axes: tuple) -> tuple:
 def mean(a: Tensor, axis=None, keepdims: bool = False) -> Tensor:
     """y = mean of a over axis;  dL/da = g / n broadcast back, n the number of averaged entries"""
     shape = a.data.shape
-    axes = _axes(axis, a.ndim)
+    axes = normalize_axes(axis, a.ndim)
     scale = 1.0 / builtins.max(math.prod(shape[i] for i in axes), 1)
     xp = array_module(a.data)
 
@@ -395,7 +330,7 @@ def max(a: Tensor, axis=None, keepdims: bool = False) -> Tensor:
     ad = a.data
     if ad.size == 0:
         raise ValueError(f"max: cannot reduce an empty tensor of shape {ad.shape}")
-    axes = _axes(axis, a.ndim)
+    axes = normalize_axes(axis, a.ndim)
     xp = array_module(a.data)
     top = ad.max(axis=axes, keepdims=True)
 
