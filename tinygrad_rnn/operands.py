@@ -58,7 +58,8 @@ def as_operand(x, like: Tensor, op: str) -> Tensor:
 
 def broadcast_error(op: str, error: ValueError, *operands) -> ValueError:
     """What an elementwise op raises when the array module refused its operands: for shapes that
-    do not broadcast, an error naming the op and the shapes and saying what to do; else `error`."""
+    do not broadcast, an error naming the op and the shapes and saying what to do; else `error`.
+    operands: anything with a shape (Tensors, arrays)."""
     shapes = [tuple(t.shape) for t in operands]
     try:
         np.broadcast_shapes(*shapes)

@@ -278,7 +278,7 @@ def where(condition, a, b) -> Tensor:
     try:
         return make(xp.where(cond, a.data, b.data), (a, b), backward, "where")
     except ValueError as error:
-        raise broadcast_error("where", error, Tensor._wrap(cond), a, b) from None
+        raise broadcast_error("where", error, cond, a, b) from None
 
 
 def compare(a, b, how: str) -> Tensor:
