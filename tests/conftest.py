@@ -24,6 +24,7 @@ def _fresh_defaults():
     tr.set_default_device("cpu")
 
 
-def to_numpy(x):
-    """Host NumPy values of a Tensor or backend array (for comparisons in tests)."""
+def host(x) -> np.ndarray:
+    """Host NumPy values of a Tensor or backend array (for comparisons in tests; import it with
+    `from conftest import host`)."""
     return x.numpy() if isinstance(x, tr.Tensor) else backend.to_numpy(x)

@@ -9,10 +9,8 @@ from hypothesis import given, strategies as st
 import tinygrad_rnn as tr
 from tinygrad_rnn import F, Tensor, backend, nn, optim
 from tinygrad_rnn.bptt import detach_state, train_bptt, windows
+from conftest import host
 
-
-def host(x) -> np.ndarray:
-    return x.numpy() if isinstance(x, Tensor) else backend.to_numpy(x)
 
 
 def problem(device="cpu", T=12, B=3, I=4, H=5, seed=0, batch_first=False):

@@ -5,14 +5,12 @@ import math
 import numpy as np
 import pytest
 
-from tinygrad_rnn import Tensor, backend, nn
+from tinygrad_rnn import Tensor, nn
 from tinygrad_rnn.nn.utils import clip_grad_norm_, clip_grad_value_
+from conftest import host
 
 SHAPES = [(3, 4), (5,), (2, 2, 3)]
 
-
-def host(x) -> np.ndarray:
-    return x.numpy() if isinstance(x, Tensor) else backend.to_numpy(x)
 
 
 def make_params(device, scale=1.0, seed=0, dtype=np.float64):

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 import tinygrad_rnn as tr
-from tinygrad_rnn import Tensor, backend, nn, optim
+from tinygrad_rnn import Tensor, nn, optim
+from conftest import host
 
 SHAPES = [(3, 4), (5,)]
 GRAD_SCALES = (1.0, 3.0, 0.1, 2.0, 0.01)  # varying sizes: AMSGrad's running max and RMSprop's averages matter
@@ -127,9 +128,6 @@ def make_problem(seed=0, steps=len(GRAD_SCALES)):
     grads = [[scale * rng.normal(size=shape) for shape in SHAPES] for scale in GRAD_SCALES[:steps]]
     return p0s, grads
 
-
-def host(x) -> np.ndarray:
-    return x.numpy() if isinstance(x, Tensor) else backend.to_numpy(x)
 
 
 def run_ours(name, hp, params, grads, device="cpu"):
