@@ -369,6 +369,70 @@ def test_cell_rejects_dtype_mismatch(kind, device):
     assert "float32" in message_of(excinfo) and "float64" in message_of(excinfo)
 
 
+@LAYER_FORMS
+@pytest.mark.parametrize("kind,bad", [(kind, 0) for kind in KINDS] + [("lstm", 1)],
+                         ids=[f"{kind}-h_0" for kind in KINDS] + ["lstm-c_0"])
+def test_layer_rejects_state_dtype_mismatch(kind, bad, fused, device):
+    """A float32 state given to a float64 layer is refused by every form (the fused ones compute on
+    the arrays, where NumPy would have demoted the GRU's output to float32 without a word)."""
+    model = make_layer(kind, 3, 4, fused=fused, dtype=np.float64, device=device)
+    states = [tr.zeros(1, 2, 4, dtype=np.float64, device=device) for _ in range(state_count(kind))]
+    states[bad] = tr.zeros(1, 2, 4, dtype=np.float32, device=device)
+    with pytest.raises(TypeError) as excinfo:
+        model(tr.zeros(5, 2, 3, dtype=np.float64, device=device), pack_hx(kind, states))
+    message = message_of(excinfo)
+    assert ("h_0", "c_0")[bad] in message and "float32" in message and "float64" in message
+
+
+@FORMS
+@pytest.mark.parametrize("kind", KINDS)
+def test_cell_rejects_state_dtype_mismatch(kind, fused, device):
+    cell = make_cell(kind, 3, 4, fused=fused, dtype=np.float64, device=device)
+    h = tr.zeros(2, 4, dtype=np.float32, device=device)
+    with pytest.raises(TypeError) as excinfo:
+        cell(tr.zeros(2, 3, dtype=np.float64, device=device), (h, h) if kind == "lstm" else h)
+    assert "h is float32" in message_of(excinfo) and "float64" in message_of(excinfo)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_unbatched_cell_state_shape(kind, device):
+    """An unbatched cell takes states (H,) and names the shapes the caller passed when they differ."""
+    cell = make_cell(kind, 3, 4, dtype=np.float64, device=device)
+    x = tr.randn(3, dtype=np.float64, device=device)
+    good = tr.randn(4, dtype=np.float64, device=device)
+    out = cell(x, (good, good) if kind == "lstm" else good)
+    batched = cell(x.reshape(1, 3), (good.reshape(1, 4),) * 2 if kind == "lstm" else good.reshape(1, 4))
+    for o, b in zip(out if kind == "lstm" else [out], batched if kind == "lstm" else [batched]):
+        assert o.shape == (4,)
+        np.testing.assert_array_equal(o.numpy(), b.numpy()[0])
+    bad = tr.zeros(2, 4, dtype=np.float64, device=device)
+    with pytest.raises(ValueError) as excinfo:
+        cell(x, (bad, bad) if kind == "lstm" else bad)
+    assert "must have shape (4,) for input of shape (3,), got (2, 4)" in message_of(excinfo)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_layer_rejects_an_empty_sequence(kind, device):
+    with pytest.raises(ValueError) as excinfo:
+        make_layer(kind, 3, 4, device=device)(tr.zeros(0, 2, 3, device=device))
+    assert "no time steps" in message_of(excinfo) and "(0, 2, 3)" in message_of(excinfo)
+
+
+@LAYER_FORMS
+@pytest.mark.parametrize("kind", KINDS)
+def test_layer_takes_an_empty_batch(kind, fused, device):
+    """B = 0 gives empty outputs and states and zero weight gradients in every form, as PyTorch."""
+    model = make_layer(kind, 3, 4, num_layers=2, bidirectional=True, fused=fused, dtype=np.float64, device=device)
+    x = tr.zeros(5, 0, 3, dtype=np.float64, device=device, requires_grad=True)
+    output, final = model(x)
+    assert output.shape == (5, 0, 8)
+    assert all(s.shape == (4, 0, 4) for s in unpack_final(kind, final))
+    (output.sum() + sum(s.sum() for s in unpack_final(kind, final))).backward()
+    assert x.grad.shape == (5, 0, 3)
+    for name, p in model.named_parameters():
+        np.testing.assert_array_equal(p.grad.numpy(), np.zeros(p.shape), err_msg=name)
+
+
 def test_load_state_dict_names_every_offending_key(device):
     model = nn.LSTM(3, 4, num_layers=2, device=device)
     before = model.state_dict()

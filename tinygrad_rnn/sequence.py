@@ -101,7 +101,7 @@ def _blocks(T: int, reverse: bool, step_bytes: int) -> list:
     A block's step-independent factors are computed in one vectorized pass while its buffers are
     in cache (at small sizes one block holds every step, so the NumPy calls are few), then its
     steps run one by one."""
-    k = max(1, _BLOCK_BYTES // step_bytes)
+    k = max(1, _BLOCK_BYTES // max(1, step_bytes))
     if reverse:
         return [(lo, min(T, lo + k), range(lo, min(T, lo + k))) for lo in range(0, T, k)]
     return [(max(0, hi - k), hi, range(hi - 1, max(0, hi - k) - 1, -1)) for hi in range(T, 0, -k)]
@@ -122,14 +122,14 @@ def _project(xp, x: Tensor, w_ih: Tensor, bias, scale=None, out=None):
     bias an array or None. With `scale` (G*H,), each column of gx comes scaled by it (W_ih's rows
     and the bias are scaled instead, so this costs no pass over gx). Written into `out` if given."""
     T, B, _ = x.shape
-    x2 = x.data.reshape(T * B, -1)
+    x2 = x.data.reshape(T * B, x.shape[2])  # widths spelled out: -1 is ambiguous when B = 0
     w = w_ih.data
     if scale is not None:
         w = w * scale[:, None]
         bias = None if bias is None else bias * scale
     if out is None:
         out = xp.empty((T, B, w.shape[0]), dtype=w.dtype)
-    xp.matmul(x2, w.T, out=out.reshape(T * B, -1))
+    xp.matmul(x2, w.T, out=out.reshape(T * B, w.shape[0]))
     if bias is not None:
         out += bias
     return x2, out
@@ -141,7 +141,7 @@ def _input_grads(x, w_ih, bias, x2, *blocks):
     d_GX comes as column blocks side by side, each (T, B, k) (the GRU's differs from its d_a in
     one block only, so it need not be copied whole)."""
     xp, w = array_module(x2), w_ih.data
-    blocks = [b.reshape(x2.shape[0], -1) for b in blocks]
+    blocks = [b.reshape(x2.shape[0], b.shape[-1]) for b in blocks]
     rows, start = [], 0
     for b in blocks:
         rows.append(slice(start, start + b.shape[1]))
@@ -168,8 +168,9 @@ def _rnn_node(x, h0, w_ih, w_hh, bias, nonlinearity, reverse) -> Tensor:
     xp = array_module(h0.data)
     T, B, _ = x.shape
     wh = w_hh.data
+    H = wh.shape[1]
     order, r = _steps(T, reverse)
-    hs = xp.empty((T + 1, B, wh.shape[1]), dtype=wh.dtype)
+    hs = xp.empty((T + 1, B, H), dtype=wh.dtype)
     hs[T * r] = h0.data
     x2, _ = _project(xp, x, w_ih, None if bias is None else bias.data, out=hs[1 - r:T + 1 - r])
     tanh, wh_t, recurrent = nonlinearity == "tanh", kernels.recurrent_t(wh, T), xp.empty_like(hs[0])
@@ -201,7 +202,7 @@ def _rnn_node(x, h0, w_ih, w_hh, bias, nonlinearity, reverse) -> Tensor:
                 xp.matmul(d, wh, out=dh)
         scratch = h = slope = d = None  # let go of the scratch before the GEMMs' outputs
         d_x, d_w_ih, d_bias = _input_grads(x, w_ih, bias, x2, d_pre)
-        d_w_hh = d_pre.reshape(T * B, -1).T @ hs[r:T + r].reshape(T * B, -1) if w_hh.requires_grad else None
+        d_w_hh = d_pre.reshape(T * B, H).T @ hs[r:T + r].reshape(T * B, H) if w_hh.requires_grad else None
         grads = (d_x, dh, d_w_ih, d_w_hh)
         return grads if bias is None else grads + (d_bias,)
     parents = (x, h0, w_ih, w_hh) if bias is None else (x, h0, w_ih, w_hh, bias)
@@ -260,7 +261,7 @@ def _lstm_node(x, h0, c0, w_ih, w_hh, bias, reverse) -> Tensor:
         dh += g[T * r]
         block = h_to_c = tanh_c = rows = factors = step = None  # let go of the scratch before the GEMMs' outputs
         d_x, d_w_ih, d_bias = _input_grads(x, w_ih, bias, x2, d_a)
-        d_w_hh = d_a.reshape(T * B, -1).T @ hs[r:T + r].reshape(T * B, H) if w_hh.requires_grad else None
+        d_w_hh = d_a.reshape(T * B, 4 * H).T @ hs[r:T + r].reshape(T * B, H) if w_hh.requires_grad else None
         grads = (d_x, dh, dc, d_w_ih, d_w_hh)
         return grads if bias is None else grads + (d_bias,)
     parents = (x, h0, c0, w_ih, w_hh) if bias is None else (x, h0, c0, w_ih, w_hh, bias)
@@ -324,7 +325,7 @@ def _gru_node(x, h0, w_ih, w_hh, b_ih, b_hh, reverse) -> Tensor:
         dh = carry
         block = to_n = rows = factors = None  # let go of the scratch before the GEMMs' outputs
         d_x, d_w_ih, d_b_ih = _input_grads(x, w_ih, b_ih, x2, d_a[:, :, :2 * H], d_gx_n)
-        d_a2 = d_a.reshape(T * B, -1)
+        d_a2 = d_a.reshape(T * B, 3 * H)
         d_w_hh = d_a2.T @ hs[r:T + r].reshape(T * B, H) if w_hh.requires_grad else None
         grads = (d_x, dh, d_w_ih, d_w_hh)
         return grads if b_ih is None else grads + (d_b_ih, d_a2.sum(axis=0) if b_hh.requires_grad else None)

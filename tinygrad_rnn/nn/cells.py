@@ -18,9 +18,24 @@ from ..tensor import Tensor
 from . import init
 from .module import Module, Parameter
 
-__all__ = ["rnn_cell", "lstm_cell", "gru_cell", "RNNCell", "LSTMCell", "GRUCell", "NONLINEARITIES"]
+__all__ = ["rnn_cell", "lstm_cell", "gru_cell", "RNNCell", "LSTMCell", "GRUCell", "NONLINEARITIES",
+           "check_like_parameters"]
 
 NONLINEARITIES = ("tanh", "relu")
+
+
+def check_like_parameters(module: str, label: str, t: Tensor, parameter: Tensor) -> None:
+    """Raise unless `t` (an input or a given state, named `label`) has the dtype and device of the
+    module's parameters: the fused forms compute on the arrays, where NumPy would promote or demote
+    silently."""
+    if not isinstance(t, Tensor):
+        raise TypeError(f"{module}: {label} must be a Tensor, got {type(t).__name__}")
+    if t.dtype != parameter.dtype:
+        raise TypeError(f"{module}: {label} is {t.dtype} but the parameters are {parameter.dtype}; convert it "
+                        f"with .astype('{parameter.dtype}') or the model with .to(dtype=...)")
+    if t.device != parameter.device:
+        raise RuntimeError(f"{module}: {label} is on {t.device} but the parameters are on {parameter.device}; "
+                           "move one with .to(device)")
 
 
 def _named(t: Tensor, name: str) -> Tensor:
@@ -93,21 +108,25 @@ class _Cell(Module):
         self.bias_hh = uniform(rows) if bias else None
 
     def _check_input(self, x: Tensor) -> bool:
-        """Validate x: (B, I) or (I,); returns True when it is unbatched."""
+        """Validate x: (B, I) or (I,), with the parameters' dtype and device; True when unbatched."""
+        check_like_parameters(type(self).__name__, "the input", x, self.weight_ih)
         if x.ndim not in (1, 2) or x.shape[-1] != self.input_size:
             raise ValueError(f"{type(self).__name__}: expected input of shape (batch, {self.input_size}) or "
                              f"({self.input_size},), got {x.shape}")
         return x.ndim == 1
 
     def _state(self, state, x: Tensor, what: str) -> Tensor:
-        """The given state checked against (B, H), or zeros of that shape."""
-        expected = (x.shape[0], self.hidden_size)
+        """The state `what` for input x as the step takes it, (B, H) ((1, H) for an unbatched x):
+        zeros when None, else the given state checked against (B, H) ((H,) for an unbatched x)."""
+        unbatched = x.ndim == 1
         if state is None:
-            return zeros(expected, dtype=x.dtype, device=x.device)
+            return zeros((1 if unbatched else x.shape[0], self.hidden_size), dtype=x.dtype, device=x.device)
+        check_like_parameters(type(self).__name__, what, state, self.weight_hh)
+        expected = (self.hidden_size,) if unbatched else (x.shape[0], self.hidden_size)
         if state.shape != expected:
             raise ValueError(f"{type(self).__name__}: {what} must have shape {expected} for input of shape "
                              f"{x.shape}, got {state.shape}")
-        return state
+        return state.reshape(1, -1) if unbatched else state
 
     def _gx(self, x: Tensor) -> Tensor:
         """The fused forms' input projection x W_ih^T + b_ih (+ b_hh where it simply adds)."""
@@ -132,8 +151,8 @@ class RNNCell(_Cell):
 
     def forward(self, x: Tensor, h: Tensor = None) -> Tensor:
         unbatched = self._check_input(x)
+        h = self._state(h, x, "h")
         x = x.reshape(1, -1) if unbatched else x
-        h = self._state(h.reshape(1, -1) if unbatched and h is not None else h, x, "h")
         if self.fused:
             gx = self._gx(x)
             gx = gx if self.bias_hh is None else gx + self.bias_hh
@@ -153,11 +172,9 @@ class LSTMCell(_Cell):
 
     def forward(self, x: Tensor, state: tuple = None) -> tuple:
         unbatched = self._check_input(x)
-        x = x.reshape(1, -1) if unbatched else x
         h, c = (None, None) if state is None else state
-        if unbatched and state is not None:
-            h, c = h.reshape(1, -1), c.reshape(1, -1)
         h, c = self._state(h, x, "h"), self._state(c, x, "c")
+        x = x.reshape(1, -1) if unbatched else x
         if self.fused:
             gx = self._gx(x)
             gx = gx if self.bias_hh is None else gx + self.bias_hh
@@ -176,8 +193,8 @@ class GRUCell(_Cell):
 
     def forward(self, x: Tensor, h: Tensor = None) -> Tensor:
         unbatched = self._check_input(x)
+        h = self._state(h, x, "h")
         x = x.reshape(1, -1) if unbatched else x
-        h = self._state(h.reshape(1, -1) if unbatched and h is not None else h, x, "h")
         if self.fused:
             out = _named(fused.gru_step(self._gx(x), h, self.weight_hh, self.bias_hh), "h")
         else:

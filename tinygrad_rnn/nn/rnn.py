@@ -30,7 +30,7 @@ from .. import functional as F
 from ..factories import zeros
 from ..tensor import Tensor
 from . import init
-from .cells import NONLINEARITIES, gru_cell, lstm_cell, rnn_cell, split_lstm_state
+from .cells import NONLINEARITIES, check_like_parameters, gru_cell, lstm_cell, rnn_cell, split_lstm_state
 from .module import Module, Parameter
 
 __all__ = ["RNN", "LSTM", "GRU"]
@@ -145,30 +145,30 @@ class _Recurrent(Module):
         """Validate the input; True when it is unbatched (T, I)."""
         name = type(self).__name__
         layout = "(B, T, I)" if self.batch_first else "(T, B, I)"
-        if not isinstance(x, Tensor):
-            raise TypeError(f"{name}: expected a Tensor input, got {type(x).__name__}")
+        check_like_parameters(name, "the input", x, self.weight_ih_l0)
         if x.ndim not in (2, 3) or x.shape[-1] != self.input_size:
             raise ValueError(f"{name}: expected input of shape {layout} or (T, I) with I = {self.input_size}, "
                              f"got {x.shape}")
-        w = self.weight_ih_l0
-        if x.dtype != w.dtype:
-            raise TypeError(f"{name}: input is {x.dtype} but the parameters are {w.dtype}; convert the input "
-                            f"with x.astype('{w.dtype}') or the model with .to(dtype=...)")
-        if x.device != w.device:
-            raise RuntimeError(f"{name}: input is on {x.device} but the parameters are on {w.device}; "
-                               "move one with .to(device)")
+        if x.shape[0] == 0:
+            raise ValueError(f"{name}: the input has no time steps (shape {x.shape}); a sequence needs at least one")
         return x.ndim == 2
 
     def _as_tuple(self, hx) -> tuple:
+        """The given initial states as a tuple (h_0,) or (h_0, c_0), each checked to be a Tensor
+        with the parameters' dtype and device (their shapes are the caller's to check)."""
         if self.states == 1:
             if not isinstance(hx, Tensor):
                 raise TypeError(f"{type(self).__name__}: hx must be a Tensor h_0 of shape (L*D, B, H), "
                                 f"got {type(hx).__name__}")
-            return (hx,)
-        if not (isinstance(hx, (tuple, list)) and len(hx) == 2):
+            states = (hx,)
+        elif not (isinstance(hx, (tuple, list)) and len(hx) == 2):
             got = f"a {type(hx).__name__} of length {len(hx)}" if isinstance(hx, (tuple, list)) else type(hx).__name__
             raise TypeError(f"LSTM: hx must be a tuple (h_0, c_0), each of shape (L*D, B, H), got {got}")
-        return tuple(hx)
+        else:
+            states = tuple(hx)
+        for label, s in zip(("h_0", "c_0"), states):
+            check_like_parameters(type(self).__name__, label, s, self.weight_hh_l0)
+        return states
 
     def _unbatched_states(self, hx):
         """The given states of an unbatched input, each checked against (L*D, H) and reshaped to
