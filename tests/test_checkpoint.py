@@ -45,7 +45,9 @@ def assert_same_tree(got, want, where="state"):
             assert_same_tree(got[key], want[key], f"{where}/{key}")
     elif isinstance(want, Tensor):
         assert_same_tree(got, want.numpy(), where)
-    elif isinstance(want, (np.ndarray, np.generic)):
+    elif isinstance(want, np.generic):  # a NumPy scalar comes back as one, of its dtype
+        assert type(got) is type(want) and got == want, (where, got, want)
+    elif isinstance(want, np.ndarray):
         assert isinstance(got, np.ndarray), where
         assert got.dtype == want.dtype and got.shape == np.shape(want), where
         np.testing.assert_array_equal(got, want, err_msg=where)
@@ -248,6 +250,17 @@ def test_unsupported_values_are_rejected(tmp_path):
     with pytest.raises(TypeError, match="cannot store object at 'x/y'"):
         tr.save({"x": {"y": object()}}, tmp_path / "c.npz")
     assert files_in(tmp_path) == []
+
+
+def test_an_object_array_is_refused_and_the_previous_checkpoint_kept(tmp_path):
+    """.npz stores an object array only by pickling it, which load() refuses: save() must refuse it
+    before it replaces a good checkpoint with one that cannot be read."""
+    path = tmp_path / "c.npz"
+    tr.save({"good": np.ones(2)}, path)
+    with pytest.raises(TypeError, match=r"'x/o' is an array of Python objects \(dtype object\)"):
+        tr.save({"x": {"o": np.array([None, 1], dtype=object)}}, path)
+    assert files_in(tmp_path) == ["c.npz"]
+    np.testing.assert_array_equal(tr.load(path)["good"], np.ones(2))
 
 
 def test_only_dicts_are_saved(tmp_path):

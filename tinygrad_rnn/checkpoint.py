@@ -3,7 +3,8 @@
 The file is an ordinary NumPy .npz readable with np.load(path, allow_pickle=False): each array
 is stored under its path of dict keys joined by "/" ("model/weight_hh_l0"), and a JSON manifest
 under "__checkpoint__" records the format version and which entries were Python numbers,
-booleans, strings or None (restored as such) and which dicts were empty.
+booleans, strings or None, or NumPy scalars (restored as such), and which dicts were empty.
+Arrays of Python objects are refused: .npz could store them only by pickling.
 
 Saving is atomic: the data goes to a temporary file in the target's directory, is flushed to
 disk, and only then renamed over the target, so a crash mid-write leaves the last good
@@ -74,21 +75,32 @@ def _flatten(node: dict, prefix: str, arrays: dict, kinds: dict, empty: list) ->
         name = prefix + key
         if isinstance(value, dict):
             _flatten(value, name + "/", arrays, kinds, empty)
-        elif isinstance(value, Tensor):
-            arrays[name] = value.numpy()
-        elif isinstance(value, backend.ARRAY_TYPES):
-            arrays[name] = backend.to_numpy(value)
+        elif isinstance(value, (Tensor, *backend.ARRAY_TYPES)):
+            arrays[name] = _storable(value.numpy() if isinstance(value, Tensor) else backend.to_numpy(value), name)
         elif value is None:
             kinds[name] = "none"
             arrays[name] = np.array(0)
         elif isinstance(value, (bool, int, float, str, tuple, list)):
             kinds[name] = "json"
             arrays[name] = np.array(json.dumps(value))
-        elif isinstance(value, (np.generic,)):
-            arrays[name] = np.asarray(value)
+        elif isinstance(value, np.generic):
+            kinds[name] = "scalar"
+            arrays[name] = _storable(np.asarray(value), name)
         else:
             raise TypeError(f"save: cannot store {type(value).__name__} at {name!r}; use arrays, Tensors, "
                             "numbers, strings, lists of those, or None")
+
+
+def _storable(array: np.ndarray, name: str) -> np.ndarray:
+    """`array` if .npz stores it without pickling, else a TypeError raised before anything is written."""
+    if array.dtype.hasobject:
+        raise TypeError(f"save: {name!r} is an array of Python objects (dtype {array.dtype}), which .npz can only "
+                        "pickle; store numeric arrays (np.asarray(values, dtype=float)) or lists of numbers")
+    return array
+
+
+_KINDS = {"none": lambda array: None, "json": lambda array: json.loads(str(array)),
+          "scalar": lambda array: array[()]}  # how an entry saved as a kind comes back (others: as arrays)
 
 
 def _unflatten(arrays: dict, kinds: dict, empty: list) -> dict:
@@ -99,7 +111,7 @@ def _unflatten(arrays: dict, kinds: dict, empty: list) -> dict:
         parts = name.split("/")
         parent = _slot(root, parts[:-1])
         kind = kinds.get(name)
-        parent[parts[-1]] = None if kind == "none" else json.loads(str(array)) if kind == "json" else array
+        parent[parts[-1]] = _KINDS[kind](array) if kind in _KINDS else array
     return root
 
 
