@@ -283,6 +283,44 @@ def test_state_round_trip_through_a_checkpoint_continues_identically(case, tmp_p
         np.testing.assert_array_equal(got, want)
 
 
+@pytest.mark.parametrize("case", CASES, ids=case_id)
+def test_a_0d_parameter_follows_the_formula_and_resumes_from_a_checkpoint(case, tmp_path):
+    """A 0-d parameter's state is 0-d arrays, updated in place like any other: SGD's weight decay
+    once made its momentum buffer a NumPy scalar, frozen after the first step, and load_state_dict
+    once turned 0-d state arrays into Python floats, which the in-place updates then left unchanged."""
+    name, hp = case
+    rng = np.random.default_rng(1)
+    p0 = np.array(rng.normal())
+    grads = [[np.array(scale * rng.normal())] for scale in GRAD_SCALES + (1.0,)]
+    _, straight = run_ours(name, hp, [nn.Parameter(p0)], grads)
+    assert_trajectories_close(straight, reference_trajectory(name, hp, [p0], grads))
+
+    first = [nn.Parameter(p0)]
+    opt, _ = run_ours(name, hp, first, grads[:3])
+    tr.save({"optimizer": opt.state_dict()}, tmp_path / "ckpt.npz")
+    resumed = [nn.Parameter(first[0].numpy().copy())]
+    opt = getattr(optim, name)(resumed, **hp)
+    opt.load_state_dict(tr.load(tmp_path / "ckpt.npz")["optimizer"])
+    assert all(isinstance(v, np.ndarray) for k, v in opt.state[0].items() if k != "step")
+    continued = step_through(opt, resumed, grads[3:])
+    np.testing.assert_array_equal(continued[-1][0], straight[-1][0])
+
+
+@pytest.mark.parametrize("case", CASES, ids=case_id)
+def test_load_state_dict_restores_hyperparameters_with_their_saved_types(case, tmp_path):
+    """An optimizer built with integer hyper-parameters (lr=1, momentum=0) takes the saved floats as
+    they are: casting them to the type given at construction once turned lr=0.5 into 0."""
+    name, hp = case
+    params = [nn.Parameter(p) for p in make_problem()[0]]
+    saved = getattr(optim, name)(params, **{**hp, "lr": 0.5, "weight_decay": 0.25}).hyperparameters()
+    fresh = getattr(optim, name)(params, **{**hp, "lr": 1, "weight_decay": 0})
+    tr.save({"optimizer": {"hyperparameters": saved, "state": {}}}, tmp_path / "ckpt.npz")
+    fresh.load_state_dict(tr.load(tmp_path / "ckpt.npz")["optimizer"])
+    restored = fresh.hyperparameters()
+    assert restored == saved
+    assert {key: type(value) for key, value in restored.items()} == {key: type(value) for key, value in saved.items()}
+
+
 def test_restarting_without_the_state_would_differ(tmp_path):
     """The round trip above is not vacuous: a fresh Adam continuing from the same parameters
     (without the saved moments and step count) ends elsewhere."""

@@ -86,13 +86,13 @@ class Optimizer:
         for key, value in state_dict.get("hyperparameters", {}).items():
             if key not in self.defaults:
                 raise KeyError(f"{type(self).__name__}.load_state_dict: unknown hyper-parameter {key!r}")
-            setattr(self, key, type(self.defaults[key])(value) if self.defaults[key] is not None else value)
+            setattr(self, key, _hyperparameter(value, self.defaults[key]))
         self.state = [dict() for _ in self.params]
         for k, entries in saved.items():
             p = self.params[int(k)]
             for name, value in entries.items():
-                if np.ndim(value) == 0:
-                    self.state[int(k)][name] = value.item() if hasattr(value, "item") else value
+                if not isinstance(value, backend.ARRAY_TYPES):  # a number (a step count); arrays even when 0-d
+                    self.state[int(k)][name] = _number(value)
                     continue
                 if tuple(np.shape(value)) != p.shape:
                     raise ValueError(f"{type(self).__name__}.load_state_dict: state {name!r} of parameter {k} has "
@@ -102,6 +102,20 @@ class Optimizer:
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v}" for k, v in self.hyperparameters().items())
         return f"{type(self).__name__}({len(self.params)} parameters, {args})"
+
+
+def _number(value):
+    """A saved number as Python's (a NumPy scalar or 0-d array gives its .item())."""
+    return value.item() if hasattr(value, "item") else value
+
+
+def _hyperparameter(value, default):
+    """A saved hyper-parameter as the optimizer holds it: a sequence (betas, which tr.load gives
+    back as a list) as a tuple, a number as itself: its own type, not the default's (lr=1 at
+    construction must not turn a saved 0.5 into 0)."""
+    if isinstance(default, tuple):
+        return tuple(_number(v) for v in value)
+    return _number(value)
 
 
 class SGD(Optimizer):
@@ -125,7 +139,9 @@ class SGD(Optimizer):
             g = g + self.weight_decay * p
         if self.momentum:
             if "momentum_buffer" not in state:
-                state["momentum_buffer"] = g.copy()
+                # a copy of g, and an array even when p is 0-d (NumPy's g + weight_decay * p is then a
+                # scalar, which `b *= momentum` would rebind instead of updating the state)
+                state["momentum_buffer"] = backend.array_module(p).array(g)
             else:
                 b = state["momentum_buffer"]
                 b *= self.momentum
