@@ -111,7 +111,28 @@ class Tensor:
         return self._parents
 
     def __len__(self) -> int:
+        if self.data.ndim == 0:
+            raise TypeError("len() of a 0-d tensor")
         return len(self.data)
+
+    def __iter__(self):
+        """The rows of the first axis, each a node of the graph (t[0], t[1], ...)."""
+        if self.data.ndim == 0:
+            raise TypeError("iteration over a 0-d tensor")
+        return (self[i] for i in range(len(self.data)))
+
+    def __bool__(self) -> bool:
+        """The truth of a one-element tensor (`if loss < 1:`); ambiguous for more, as in PyTorch."""
+        if self.data.size != 1:
+            raise RuntimeError(f"bool: the truth value of a tensor of shape {self.shape} is ambiguous; reduce it "
+                               "to one element first (t.sum() > 0, or bool(t.numpy().all()))")
+        return bool(self.data.reshape(()))
+
+    def __float__(self) -> float:
+        return float(self.item())
+
+    def __int__(self) -> int:
+        return int(self.item())
 
     def __repr__(self) -> str:
         body = np.array2string(self.numpy(), separator=", ", prefix="Tensor(", threshold=20)
@@ -217,8 +238,8 @@ class Tensor:
     def __le__(self, other): return _ops.compare(self, other, "le")
     def __gt__(self, other): return _ops.compare(self, other, "gt")
     def __ge__(self, other): return _ops.compare(self, other, "ge")
-    def __eq__(self, other): return _ops.compare(self, other, "eq")
-    def __ne__(self, other): return _ops.compare(self, other, "ne")
+    def __eq__(self, other): return False if other is None else _ops.compare(self, other, "eq")  # x == None: False,
+    def __ne__(self, other): return True if other is None else _ops.compare(self, other, "ne")   # as in PyTorch
 
     # ------------------------------------------------------------ elementwise
     def exp(self): return _ops.exp(self)
@@ -265,18 +286,23 @@ def _as_array(data, dtype, device):
     """A backend array from user data: floats get the default dtype unless `dtype` says otherwise."""
     dtype = None if dtype is None else backend.as_dtype(dtype)
     if isinstance(data, backend.ARRAY_TYPES):
+        _check_numeric(data.dtype, data)
         target = backend.array_device(data) if device is None else backend.normalize_device(device)
         array = backend.to_device(data, target)
         return array.astype(dtype or array.dtype, copy=array is data)  # never alias the caller's array
     array = np.asarray(data)
-    if array.dtype == object:
-        raise TypeError(f"Tensor: cannot make a tensor from {type(data).__name__} (got an object array; "
-                        "use numbers, nested lists of numbers, or arrays)")
+    _check_numeric(array.dtype, data)
     if dtype is None and array.dtype.kind == "f" and not isinstance(data, np.generic):
         dtype = backend.default_dtype()
     if dtype is not None:
         array = array.astype(dtype, copy=False)
     return backend.to_device(array, backend.normalize_device(device))
+
+
+def _check_numeric(dtype: np.dtype, data) -> None:
+    if dtype.kind not in "biufc":
+        raise TypeError(f"Tensor: cannot make a tensor from {type(data).__name__} (it gives a NumPy array of "
+                        f"dtype {dtype}); use numbers, nested lists of numbers, or numeric arrays")
 
 
 from . import autograd as _autograd  # noqa: E402  (the engine and the ops build on Tensor)
