@@ -156,6 +156,25 @@ def test_python_scalars_never_change_the_dtype(device, dtype, scalar, name):
         assert t.grad.dtype == np.dtype(dtype)
 
 
+@pytest.mark.parametrize("tensor, values, expected", [
+    ([1, 2], [0.5, 1.5], [1.5, 3.5]),          # floats beside integers: promoted, not truncated to [1, 3]
+    ([True, False], 1, [2, 1]),                 # a number beside booleans: counted, not squeezed to True
+    ([True, False], [3, 3], [4, 3]),
+    ([1, 2], 2, [3, 4]),                        # integers beside integers keep the tensor's dtype
+], ids=["int+float-list", "bool+int", "bool+int-list", "int+int"])
+def test_numbers_that_would_truncate_are_promoted(device, tensor, values, expected):
+    t = Tensor(tensor, device=device)
+    for result in (t + values, values + t):
+        assert result.tolist() == expected
+    assert (t + values).dtype == np.result_type(np.asarray(tensor), np.asarray(values))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_lists_of_numbers_take_a_floating_tensors_dtype(device, dtype):
+    t = Tensor([0.5, 1.0], dtype=dtype, device=device)
+    assert (t + [1, 2]).dtype == np.dtype(dtype) and ([0.25, 0.5] * t).dtype == np.dtype(dtype)
+
+
 def test_device_arrays_are_operands_on_either_side(device):
     from tinygrad_rnn import backend
     x = np.array([[1.0, 2.0], [3.0, 4.0]])
@@ -284,8 +303,37 @@ def test_max_shares_the_gradient_among_ties(device):
 
 
 def test_reduction_axis_out_of_range(device):
-    with pytest.raises(IndexError, match="axis 2"):
+    with pytest.raises(IndexError, match="sum: axis 2 is out of range for a tensor of 2 dimension"):
         leaf(np.ones((2, 3)), device).sum(axis=2)
+
+
+@pytest.mark.parametrize("reduction", ["sum", "mean", "max"])
+def test_an_axis_named_twice_is_refused(device, reduction):
+    with pytest.raises(ValueError, match=rf"{reduction}: axis \(0, -2\) names an axis more than once"):
+        getattr(leaf(np.ones((2, 3)), device), reduction)(axis=(0, -2))
+
+
+def test_max_gives_the_gradient_to_a_nan(device):
+    """A NaN is the max of its row and takes the row's gradient, as in PyTorch (the tie count was
+    0 there, and 0/0 spread NaN over every entry)."""
+    x = leaf([[np.nan, 1.0, 2.0], [1.0, 3.0, 0.0]], device)
+    x.max(axis=1).sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
+
+
+def test_max_over_an_empty_axis_is_refused_but_not_over_a_full_one(device):
+    x = leaf(np.zeros((0, 3)), device)
+    assert x.max(axis=1).shape == (0,)
+    with pytest.raises(ValueError, match=r"max: cannot reduce over an empty axis \(shape \(0, 3\), axis 0\)"):
+        x.max(axis=0)
+
+
+def test_log_softmax_over_an_empty_axis_is_empty(device):
+    x = leaf(np.zeros((2, 0)), device)
+    y = ops.log_softmax(x, axis=1)
+    assert y.shape == (2, 0)
+    y.sum().backward()
+    assert x.grad.shape == (2, 0)
 
 
 @FAST
@@ -450,6 +498,21 @@ def test_stack(device, data, shape, count):
     check_op(lambda *ts: tr.stack(ts, axis=axis), lambda *xs: np.stack(xs, axis=axis), arrays, device)
 
 
+@pytest.mark.parametrize("call, message", [
+    (lambda x: x.transpose(0, 5), "transpose: axis 5 is out of range for a tensor of 2 dimension"),
+    (lambda x: x[0].transpose(), "transpose: axis -2 is out of range for a tensor of 1 dimension"),
+    (lambda x: tr.stack([x, x], axis=4), "stack: axis 4 is out of range"),
+    (lambda x: tr.cat([x, x], axis=-3), "cat: axis -3 is out of range"),
+    (lambda x: tr.cat([x[0, 0], x[0, 1]]), "cat: 0-d tensors have no axis to join along; use tr.stack"),
+    (lambda x: x[0, 0].split(1), "split: axis 0 is out of range .* a 0-d tensor has no axes"),
+    (lambda x: x.chunk(2, axis=2), "chunk: axis 2 is out of range"),
+    (lambda x: ops.log_softmax(x, axis=2), "log_softmax: axis 2 is out of range"),
+], ids=["transpose", "transpose-1d", "stack", "cat", "cat-0d", "split-0d", "chunk", "log_softmax"])
+def test_axis_errors_name_the_op(device, call, message):
+    with pytest.raises((IndexError, ValueError), match=message):
+        call(leaf(np.ones((2, 3)), device))
+
+
 def test_cat_and_stack_reject_mismatched_shapes(device):
     a, b = leaf(np.ones((2, 3)), device), leaf(np.ones((2, 4)), device)
     with pytest.raises(ValueError, match="cat"):
@@ -535,6 +598,29 @@ def test_astype(device, source, target):
     (y * Tensor(weights, dtype=target, device=device)).sum().backward()
     assert t.grad.dtype == np.dtype(source)  # the gradient comes back in the input's dtype
     np.testing.assert_allclose(t.grad.numpy(), weights)
+
+
+@pytest.mark.parametrize("target", [np.int64, np.int32, bool])
+def test_a_cast_to_integers_is_a_constant(device, target):
+    """No gradient flows through rounding (as in PyTorch): x * x.astype(int) differentiates to the
+    integer factor alone, and the cast itself does not require grad."""
+    x = leaf([1.25, 2.5, -3.75], device)
+    xi = x.astype(target)
+    assert not xi.requires_grad and xi.dtype == np.dtype(target)
+    (x * xi).sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), np.array([1.25, 2.5, -3.75]).astype(target).astype(np.float64))
+
+
+def test_pow_with_a_zero_exponent_has_zero_gradient_also_at_zero(device):
+    """d(a^0)/da = 0 everywhere, where b a^(b-1) is 0 * inf at a = 0 (NaN, and a warning); and
+    d(a^b)/db is 0 where a <= 0, also where a^b is inf."""
+    x = leaf([0.0, 1.0, -2.0], device)
+    (x ** 0).sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), [0.0, 0.0, 0.0])
+    a, b = leaf([0.0, 2.0, 0.0], device), leaf([0.0, 0.0, 2.0], device)
+    (a ** b).sum().backward()
+    np.testing.assert_array_equal(a.grad.numpy(), [0.0, 0.0, 0.0])
+    np.testing.assert_allclose(b.grad.numpy(), [0.0, np.log(2.0), 0.0], rtol=1e-15)
 
 
 # ---------------------------------------------------------------- dtype preservation

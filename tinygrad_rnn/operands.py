@@ -12,16 +12,18 @@ from . import backend
 from .backend import array_module
 from .tensor import Tensor
 
-__all__ = ["SCALARS", "as_operands", "as_operand", "broadcast_error", "normalize_axes"]
+__all__ = ["SCALARS", "as_operands", "as_operand", "broadcast_error", "normalize_axis", "normalize_axes"]
 
 SCALARS = (int, float, bool, np.number, np.bool_)
+_PYTHON_DTYPES = {bool: np.dtype(bool), int: np.dtype(np.int64), float: np.dtype(np.float64)}  # kinds, at no cost
 
 
 def as_operands(a, b, op: str):
     """Both operands as Tensors on one device; scalars and arrays become constant leaves.
 
-    A Python scalar takes the tensor's dtype, so scalars never change a floating tensor's dtype;
-    a float scalar with an integer tensor follows NumPy's promotion (float64).
+    A Python number (or list of numbers) takes the tensor's dtype where that loses nothing (see
+    _values_dtype), so numbers never change a floating tensor's dtype; otherwise NumPy's promotion
+    decides: a float with an integer tensor gives float64, a number with a boolean tensor int64.
     add, sub, mul and div first test inline for the common case, two Tensors on the CPU, which
     needs nothing done: one call less per op (5% of benchmarks.overhead).
     """
@@ -42,18 +44,30 @@ def as_operand(x, like: Tensor, op: str) -> Tensor:
                                "move one with .to(device) first")
         return x
     if isinstance(x, SCALARS):
-        kind = data.dtype.kind
-        dtype = data.dtype if kind in "fc" or not isinstance(x, (float, np.floating)) else None
-        return Tensor._wrap(array_module(data).asarray(x, dtype=dtype))
+        values = _PYTHON_DTYPES.get(x.__class__) or np.asarray(x).dtype
+        return Tensor._wrap(array_module(data).asarray(x, dtype=_values_dtype(values, data.dtype)))
     if isinstance(x, backend.ARRAY_TYPES):
         if backend.array_device(x) != like.device:
             raise RuntimeError(f"{op}: an array on {backend.array_device(x)} met a tensor on {like.device}; "
                                "move one with .to(device) or pass an array of the tensor's device")
         return Tensor._wrap(x)
     if isinstance(x, (list, tuple)):
-        return Tensor._wrap(backend.to_device(np.asarray(x, dtype=data.dtype), like.device))
+        values = np.asarray(x)
+        return Tensor._wrap(backend.to_device(values.astype(_values_dtype(values.dtype, data.dtype) or values.dtype,
+                                                            copy=False), like.device))
     raise TypeError(f"{op}: unsupported operand of type {type(x).__name__}; "
                     "use a Tensor, a Python number or an array of the tensor's device")
+
+
+def _values_dtype(values: np.dtype, tensor: np.dtype):
+    """The dtype numbers of dtype `values` take beside a tensor of dtype `tensor`: the tensor's,
+    where every such number fits its kind (any real number beside a floating tensor, integers
+    beside an integer tensor, booleans beside a boolean one); None where it would truncate (0.5
+    beside integers, 2 beside booleans), which leaves the promotion to NumPy."""
+    kind, of = tensor.kind, values.kind
+    if (kind in "fc" and of in "biuf") or (kind in "iu" and of in "biu") or (kind == "b" and of == "b"):
+        return tensor
+    return None
 
 
 def broadcast_error(op: str, error: ValueError, *operands) -> ValueError:
@@ -70,12 +84,20 @@ def broadcast_error(op: str, error: ValueError, *operands) -> ValueError:
     return error
 
 
-def normalize_axes(axis, ndim: int) -> tuple:
-    """Normalize an axis argument (None, int or tuple, negatives allowed) to a sorted tuple."""
+def normalize_axis(axis, ndim: int, op: str) -> int:
+    """One axis (negatives count from the end) as an index in [0, ndim), or an IndexError naming op."""
+    if not isinstance(axis, (int, np.integer)) or not -ndim <= axis < ndim:
+        allowed = f"from {-ndim} to {ndim - 1}" if ndim else "none: a 0-d tensor has no axes"
+        raise IndexError(f"{op}: axis {axis!r} is out of range for a tensor of {ndim} dimension(s) (allowed: {allowed})")
+    return int(axis) % ndim
+
+
+def normalize_axes(axis, ndim: int, op: str) -> tuple:
+    """An axis argument of a reduction (None for all, an int or a tuple, negatives allowed) as a
+    sorted tuple; a 0-d tensor takes axis 0 or -1, as in PyTorch."""
     if axis is None:
         return tuple(range(ndim))
-    axes = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)
-    for a in axes:
-        if not -builtins.max(ndim, 1) <= a < builtins.max(ndim, 1):
-            raise IndexError(f"axis {a} is out of range for a tensor of {ndim} dimension(s)")
-    return tuple(sorted({a % ndim for a in axes})) if ndim else ()
+    axes = [normalize_axis(a, builtins.max(ndim, 1), op) for a in ((axis,) if isinstance(axis, (int, np.integer)) else axis)]
+    if len(set(axes)) != len(axes):
+        raise ValueError(f"{op}: axis {axis} names an axis more than once")
+    return tuple(sorted(axes)) if ndim else ()

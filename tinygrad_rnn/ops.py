@@ -20,7 +20,7 @@ import numpy as np
 from . import backend
 from .autograd import make
 from .backend import array_module
-from .operands import as_operand, as_operands, broadcast_error, normalize_axes
+from .operands import as_operand, as_operands, broadcast_error, normalize_axes, normalize_axis
 from .tensor import Tensor
 
 __all__ = ["add", "sub", "mul", "div", "pow", "neg", "matmul", "exp", "log", "tanh", "sigmoid",
@@ -90,7 +90,7 @@ def _div_backward(out, g):
 
 
 def pow(a, b) -> Tensor:
-    """z = a ** b;  dL/da = g * b * a ** (b - 1), dL/db = g * z * log(a) (0 where a <= 0)"""
+    """z = a ** b;  dL/da = g * b * a ** (b - 1) (0 where b = 0), dL/db = g * z * log(a) (0 where a <= 0)"""
     a, b = as_operands(a, b, "pow")
     try:
         return make(a.data ** b.data, (a, b), _pow_backward, "pow")
@@ -101,12 +101,18 @@ def pow(a, b) -> Tensor:
 def _pow_backward(out, g):
     a, b = out._parents
     ad, bd = a.data, b.data
-    ga = g * bd * ad ** (bd - 1) if a.requires_grad else None
-    gb = None
+    xp = array_module(ad)
+    ga = gb = None
+    if a.requires_grad:
+        if bd.ndim == 0 and bd != 0:  # x ** 2 and the like: no zero exponent to mind
+            ga = g * bd * ad ** (bd - 1)
+        else:  # d(a^0)/da = 0, also at a = 0, where b a^(b-1) would be 0 * inf
+            zero = bd == 0
+            b1 = xp.where(zero, 1, bd)
+            ga = g * xp.where(zero, 0, b1 * ad ** (b1 - 1))
     if b.requires_grad:
-        xp = array_module(ad)
-        positive = ad > 0
-        gb = g * out.data * xp.where(positive, xp.log(xp.where(positive, ad, 1)), 0)
+        positive = ad > 0  # z * log(a), with both factors 0 where a <= 0 (z may be inf there)
+        gb = g * xp.where(positive, out.data, 0) * xp.log(xp.where(positive, ad, 1))
     return ga, gb
 
 
@@ -255,9 +261,13 @@ def to_device(a: Tensor, device: str) -> Tensor:
 
 
 def astype(a: Tensor, dtype) -> Tensor:
-    """y = a cast to dtype;  dL/da = g cast back (by the engine)"""
+    """y = a cast to dtype;  dL/da = g cast back (by the engine). A cast to an integer or boolean
+    dtype is a constant, as in PyTorch: no gradient flows through rounding."""
     dtype = backend.as_dtype(dtype)
-    return make(a.data.astype(dtype), (a,), lambda _, g: (g,), "astype")
+    out = a.data.astype(dtype)
+    if dtype.kind not in "fc":
+        return Tensor._wrap(out)
+    return make(out, (a,), lambda _, g: (g,), "astype")
 
 
 def where(condition, a, b) -> Tensor:
@@ -297,7 +307,7 @@ def compare(a, b, how: str) -> Tensor:
 def sum(a: Tensor, axis=None, keepdims: bool = False) -> Tensor:
     """y = sum of a over axis;  dL/da = g broadcast back over the summed axes"""
     shape = a.data.shape
-    axes = normalize_axes(axis, a.ndim)
+    axes = normalize_axes(axis, a.ndim, "sum")
     xp = array_module(a.data)
 
     def backward(_, g):
@@ -314,7 +324,7 @@ def _kept_shape(shape: tuple, axes: tuple) -> tuple:
 def mean(a: Tensor, axis=None, keepdims: bool = False) -> Tensor:
     """y = mean of a over axis;  dL/da = g / n broadcast back, n the number of averaged entries"""
     shape = a.data.shape
-    axes = normalize_axes(axis, a.ndim)
+    axes = normalize_axes(axis, a.ndim, "mean")
     scale = 1.0 / builtins.max(math.prod(shape[i] for i in axes), 1)
     xp = array_module(a.data)
 
@@ -326,16 +336,17 @@ def mean(a: Tensor, axis=None, keepdims: bool = False) -> Tensor:
 
 
 def max(a: Tensor, axis=None, keepdims: bool = False) -> Tensor:
-    """y = max of a over axis;  dL/da = g shared equally among the entries equal to the max"""
+    """y = max of a over axis;  dL/da = g shared equally among the entries equal to the max
+    (a NaN is the max of what it is in, and gets the gradient, as in PyTorch)"""
     ad = a.data
-    if ad.size == 0:
-        raise ValueError(f"max: cannot reduce an empty tensor of shape {ad.shape}")
-    axes = normalize_axes(axis, a.ndim)
+    axes = normalize_axes(axis, a.ndim, "max")
+    if builtins.any(ad.shape[i] == 0 for i in axes):
+        raise ValueError(f"max: cannot reduce over an empty axis (shape {ad.shape}, axis {axis})")
     xp = array_module(a.data)
     top = ad.max(axis=axes, keepdims=True)
 
     def backward(_, g):
-        hit = (ad == top).astype(ad.dtype)
+        hit = ((ad == top) | ((ad != ad) & (top != top))).astype(ad.dtype)  # x != x: x is NaN
         share = hit / hit.sum(axis=axes, keepdims=True)
         return ((g if keepdims else g.reshape(top.shape)) * share,)
     return make(xp.asarray(top if keepdims else top.reshape(_reduced_shape(ad.shape, axes))), (a,), backward, "max")
@@ -350,6 +361,9 @@ def log_softmax(a: Tensor, axis: int = -1) -> Tensor:
     dL/da = g - softmax(a) * sum(g) along axis"""
     xp = array_module(a.data)
     ad = a.data
+    axis = normalize_axis(axis, ad.ndim, "log_softmax")
+    if ad.shape[axis] == 0:  # nothing to normalize (NumPy's max would refuse the empty axis)
+        return make(ad.copy(), (a,), lambda _, g: (g,), "log_softmax")
     shifted = ad - ad.max(axis=axis, keepdims=True)
     y = shifted - xp.log(xp.exp(shifted).sum(axis=axis, keepdims=True))
     return make(y, (a,), lambda _, g: (g - xp.exp(y) * g.sum(axis=axis, keepdims=True),), "log_softmax")

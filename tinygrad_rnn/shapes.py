@@ -12,6 +12,7 @@ import numpy as np
 
 from .autograd import IndexedGrad, make
 from .backend import array_module
+from .operands import normalize_axis
 from .tensor import Tensor
 
 __all__ = ["reshape", "permute", "transpose", "broadcast_to", "getitem", "narrow", "cat", "stack", "split",
@@ -42,6 +43,7 @@ def permute(a: Tensor, dims) -> Tensor:
 def transpose(a: Tensor, dim0: int = -2, dim1: int = -1) -> Tensor:
     """y = a with axes dim0 and dim1 swapped (PyTorch's transpose);  dL/da = g swapped back"""
     dims = list(range(a.ndim))
+    dim0, dim1 = normalize_axis(dim0, a.ndim, "transpose"), normalize_axis(dim1, a.ndim, "transpose")
     dims[dim0], dims[dim1] = dims[dim1], dims[dim0]
     return permute(a, dims)
 
@@ -114,12 +116,14 @@ def cat(tensors, axis: int = 0) -> Tensor:
     tensors = _same_device(tensors, "cat")
     xp = array_module(tensors[0].data)
     datas = [t.data for t in tensors]
+    if datas[0].ndim == 0:
+        raise ValueError("cat: 0-d tensors have no axis to join along; use tr.stack, which adds one")
+    axis = normalize_axis(axis, datas[0].ndim, "cat")
     try:
         out = xp.concatenate(datas, axis=axis)
     except ValueError:
         raise ValueError(f"cat: shapes {[d.shape for d in datas]} cannot be joined along axis {axis}: "
                          "all other axes must match") from None
-    axis = axis % out.ndim
     bounds = np.cumsum([0] + [d.shape[axis] for d in datas])
     lead = (slice(None),) * axis
     return make(out, tuple(tensors),
@@ -131,11 +135,12 @@ def stack(tensors, axis: int = 0) -> Tensor:
     tensors = _same_device(tensors, "stack")
     xp = array_module(tensors[0].data)
     datas = [t.data for t in tensors]
+    axis = normalize_axis(axis, datas[0].ndim + 1, "stack")  # the new axis may come last
     try:
         out = xp.stack(datas, axis=axis)
     except ValueError:
         raise ValueError(f"stack: all tensors need the same shape, got {[d.shape for d in datas]}") from None
-    lead = (slice(None),) * (axis % out.ndim)
+    lead = (slice(None),) * axis
     return make(out, tuple(tensors), lambda _, g: tuple(g[lead + (i,)] for i in range(len(datas))), "stack")
 
 
@@ -154,14 +159,14 @@ def _same_device(tensors, op: str) -> list:
 
 def narrow(a: Tensor, axis: int, start: int, length: int) -> Tensor:
     """y = a[start:start + length] along axis (PyTorch's narrow);  dL/da = g in that slice, zero elsewhere"""
-    index = (slice(None),) * (axis % a.ndim) + (slice(start, start + length),)
+    index = (slice(None),) * normalize_axis(axis, a.ndim, "narrow") + (slice(start, start + length),)
     return make(a.data[index], (a,), lambda _, g: (IndexedGrad(index, g, True),), "slice")
 
 
 def split(a: Tensor, split_size_or_sections, axis: int = 0) -> tuple:
     """Pieces of a along axis: of size split_size each (the last may be smaller), or of the
     listed sizes (as PyTorch's split)."""
-    axis = axis % a.ndim
+    axis = normalize_axis(axis, a.ndim, "split")
     length = a.data.shape[axis]
     if isinstance(split_size_or_sections, int):
         if split_size_or_sections <= 0:
@@ -182,5 +187,5 @@ def chunk(a: Tensor, chunks: int, axis: int = 0) -> tuple:
     """a split into `chunks` pieces along axis, each of size ceil(n / chunks) but the last."""
     if chunks <= 0:
         raise ValueError(f"chunk: number of chunks must be positive, got {chunks}")
-    length = a.data.shape[axis % a.ndim]
+    length = a.data.shape[normalize_axis(axis, a.ndim, "chunk")]
     return split(a, builtins.max(1, -(-length // chunks)), axis)
