@@ -333,6 +333,17 @@ def test_backward_with_an_explicit_grad(device):
     assert_grad(x, 2.0 * weights)
 
 
+@pytest.mark.parametrize("seed_dtype", [np.float64, np.float16])
+def test_an_explicit_grad_of_another_dtype_is_cast_to_the_tensors(device, seed_dtype):
+    """The leaves' .grad keeps their own dtype whatever dtype the seed came in (as in PyTorch)."""
+    x = param(np.ones(3), device, dtype=np.float32)
+    seed = Tensor([1.0, 2.0, 3.0], dtype=seed_dtype, device=device)
+    x.backward(grad=seed)  # the root a leaf: the seed itself becomes its .grad
+    (x * 2.0).backward(grad=seed)
+    assert x.grad.dtype == np.float32
+    np.testing.assert_array_equal(x.grad.numpy(), np.array([3.0, 6.0, 9.0], dtype=np.float32))
+
+
 def test_backward_with_a_grad_of_the_wrong_shape(device):
     x = param(np.ones((2, 3)), device)
     with pytest.raises(RuntimeError, match=r"\(3, 2\).*\(2, 3\)"):

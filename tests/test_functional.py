@@ -133,3 +133,39 @@ def test_float_targets_and_wrong_target_shapes_are_errors_naming_the_loss(device
         F.cross_entropy(x, np.array([0.0, 1.0, 2.0]))
     with pytest.raises(ValueError, match=r"^nll_loss: input of shape \(3, 5\) .* needs a target of shape \(3,\)"):
         F.nll_loss(x, np.array([0, 1]))
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_an_ignored_position_with_a_minus_inf_log_probability_adds_nothing(reduction):
+    """An ignored position reads class 0 in its target's place; where that log-probability is
+    -inf, multiplying it by its weight 0 gave NaN (and a warning) instead of nothing."""
+    x = RNG.standard_normal((3, 4))
+    x[1, 0] = -np.inf
+    logits = Tensor(x, dtype=np.float64, requires_grad=True)
+    loss = F.cross_entropy(logits, [1, -100, 2], reduction=reduction)
+    expected = reference_cross_entropy(np.where(np.isinf(x), 0.0, x), np.array([1, -100, 2]), reduction=reduction)
+    np.testing.assert_allclose(loss.numpy(), expected, rtol=1e-12)
+    loss.sum().backward()
+    assert np.all(np.isfinite(logits.grad.numpy())) and not np.any(logits.grad.numpy()[1])
+    # a position masked out (weight 0) whose target's log-probability is -inf adds nothing either
+    log_probs = Tensor([[-np.inf, np.log(0.5), np.log(0.5)], [np.log(0.25), np.log(0.25), np.log(0.5)]],
+                       dtype=np.float64)
+    masked = F.nll_loss(log_probs, [0, 0], mask=np.array([0.0, 1.0]), reduction=reduction)
+    np.testing.assert_allclose(masked.numpy(), {"none": [0.0, np.log(4.0)]}.get(reduction, np.log(4.0)), rtol=1e-15)
+
+
+def test_the_mean_over_no_scored_position_is_zero():
+    """Documented: PyTorch's is 0/0 (NaN); a batch of padding adds nothing to a training loss."""
+    logits = Tensor(RNG.standard_normal((3, 4)), dtype=np.float64, requires_grad=True)
+    loss = F.cross_entropy(logits, [-100, -100, -100])
+    assert loss.item() == 0.0
+    loss.backward()
+    np.testing.assert_array_equal(logits.grad.numpy(), np.zeros((3, 4)))
+
+
+@pytest.mark.parametrize("wrap", [np.asarray, Tensor], ids=["ndarray", "Tensor"])
+def test_mse_loss_refuses_a_target_of_another_shape(wrap):
+    """(3, 1) against (3,) would broadcast to 9 pairs: an array target is refused as a Tensor is."""
+    with pytest.raises(ValueError, match=r"input has shape \(3, 1\) but target has shape \(3,\)"):
+        F.mse_loss(Tensor(np.zeros((3, 1))), wrap(np.zeros(3)))
+

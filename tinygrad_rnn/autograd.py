@@ -364,6 +364,8 @@ def _seed_gradient(root: Tensor, grad, caller: str):
                 "of the same shape")
         return xp.ones_like(root.data)
     g = grad.data if isinstance(grad, Tensor) else xp.asarray(grad, dtype=root.data.dtype)
+    if g.dtype != root.data.dtype:  # the gradients take the tensor's dtype, as the leaves' .grad will
+        g = g.astype(root.data.dtype)
     if g.shape != root.data.shape:
         raise RuntimeError(f"{caller}: grad has shape {tuple(g.shape)} but the tensor has shape "
                            f"{tuple(root.data.shape)}; they must match")

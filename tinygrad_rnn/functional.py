@@ -32,7 +32,8 @@ def nll_loss(log_probs: Tensor, target, ignore_index: int = -100, reduction: str
 
     log_probs: (N, C) or (N, C, d1, ...) (class axis 1, as PyTorch) or (C,);
     target: integer class indices of shape (N,) / (N, d1, ...) / (); positions whose target
-    equals ignore_index count neither in the sum nor in the mean.
+    equals ignore_index count neither in the sum nor in the mean. When no position counts, the
+    mean is 0 (PyTorch's is 0/0, NaN): a batch of padding adds nothing to a training loss.
     """
     return _nll(log_probs, target, ignore_index, reduction, mask, "nll_loss")
 
@@ -41,7 +42,8 @@ def cross_entropy(logits: Tensor, target, ignore_index: int = -100, reduction: s
                   mask=None) -> Tensor:
     """Softmax cross-entropy from unnormalised logits: nll_loss(log_softmax(logits, class axis)).
 
-    logits: (N, C), (N, C, d1, ...) or (C,); target: class indices (N,), (N, d1, ...) or ().
+    logits: (N, C), (N, C, d1, ...) or (C,); target: class indices (N,), (N, d1, ...) or ();
+    ignore_index, reduction and mask as in nll_loss.
     """
     class_axis = 0 if logits.ndim == 1 else 1
     return _nll(ops.log_softmax(logits, class_axis), target, ignore_index, reduction, mask, "cross_entropy")
@@ -62,14 +64,17 @@ def _nll(log_probs: Tensor, target, ignore_index: int, reduction: str, mask, op:
     weights = keep.astype(flat.dtype)
     if mask is not None:
         weights = weights * backend.to_device(_mask_array(mask, target.shape).reshape(-1), flat.device).astype(flat.dtype)
+    scored = weights != 0
+    if not scored.all():  # an unscored position picked class 0 in its target's place, and its
+        picked = ops.where(scored, picked, 0.0)  # log-probability may be -inf: -inf * 0 would be NaN
     return _reduce(-picked * weights, weights, reduction, target.shape)
 
 
 def mse_loss(input: Tensor, target, reduction: str = "mean", mask=None) -> Tensor:
     """Mean squared error: loss_i = (input_i - target_i)^2."""
-    if isinstance(target, Tensor) and target.shape != input.shape:
-        raise ValueError(f"mse_loss: input has shape {input.shape} but target has shape {target.shape}; "
-                         "they must match")
+    if isinstance(target, (Tensor, *backend.ARRAY_TYPES)) and tuple(target.shape) != input.shape:
+        raise ValueError(f"mse_loss: input has shape {input.shape} but target has shape {tuple(target.shape)}; "
+                         "they must match (a broadcast target would average over pairs the caller never meant)")
     losses = (input - target) ** 2
     if mask is None:
         return _reduce(losses, None, reduction, losses.shape)
