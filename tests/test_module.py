@@ -57,8 +57,19 @@ def test_module_list_and_shared_parameters(device):
             self.tied = nn.Linear(2, 2, device=device)
             self.tied.weight = self.blocks[0].weight  # one Parameter under two names: listed once
 
-    names = [name for name, _ in Stack().named_parameters()]
+    model = Stack()
+    names = [name for name, _ in model.named_parameters()]
     assert names == ["blocks.0.weight", "blocks.0.bias", "blocks.1.weight", "blocks.1.bias", "tied.bias"]
+    every = [name for name, _ in model.named_parameters(remove_duplicate=False)]
+    assert every == names[:4] + ["tied.weight", "tied.bias"]
+    # the state_dict keeps the tied weight under both names, as PyTorch's, so either loads into the other
+    state = model.state_dict()
+    assert list(state) == every
+    np.testing.assert_array_equal(state["tied.weight"], state["blocks.0.weight"])
+    state["tied.weight"] = state["blocks.0.weight"] = np.full((2, 2), 0.5)
+    model.load_state_dict(state)
+    np.testing.assert_array_equal(model.blocks[0].weight.numpy(), np.full((2, 2), 0.5))
+    assert model.tied.weight is model.blocks[0].weight
 
 
 def test_zero_grad(device):
@@ -95,6 +106,15 @@ def test_to_dtype_casts_in_place(device):
     assert model.head.weight.grad.dtype == np.float64
 
 
+@pytest.mark.parametrize("dtype", [np.float64, "float64"], ids=["np.float64", "name"])
+def test_to_takes_a_dtype_first_as_pytorch(device, dtype):
+    model = Tagger(device)
+    assert model.to(dtype) is model
+    assert all(p.dtype == np.float64 for p in model.parameters())
+    with pytest.raises(ValueError, match="unknown device 'gpu'"):
+        model.to("gpu")
+
+
 def test_state_dict_returns_copies(device):
     model = Tagger(device)
     state = model.state_dict()
@@ -129,7 +149,9 @@ def test_load_state_dict_casts_to_parameter_dtype(device):
 def test_load_state_dict_non_strict_ignores_keys_but_not_shapes(device):
     model = nn.Linear(2, 3, device=device)
     bias = model.bias.numpy().copy()
-    model.load_state_dict({"weight": np.ones((3, 2)), "extra": np.zeros(1)}, strict=False)
+    skipped = model.load_state_dict({"weight": np.ones((3, 2)), "extra": np.zeros(1)}, strict=False)
+    assert skipped.missing_keys == ["bias"] and skipped.unexpected_keys == ["extra"]  # as PyTorch's NamedTuple
+    assert model.load_state_dict(model.state_dict()) == ([], [])
     np.testing.assert_array_equal(model.weight.numpy(), np.ones((3, 2)))
     np.testing.assert_array_equal(model.bias.numpy(), bias)
     with pytest.raises(ValueError) as excinfo:
@@ -219,11 +241,19 @@ def test_dropout_eval_and_p0_are_identity(device):
     np.testing.assert_array_equal(nn.Dropout(0.0)(x).numpy(), x.numpy())
 
 
-@pytest.mark.parametrize("p", [-0.1, 1.0])
+def test_dropout_with_p1_gives_zeros_and_zero_gradients(device):
+    x = tr.randn(4, 5, dtype=np.float64, device=device, requires_grad=True)
+    y = nn.Dropout(1.0)(x)
+    np.testing.assert_array_equal(y.numpy(), np.zeros((4, 5)))
+    y.sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), np.zeros((4, 5)))
+
+
+@pytest.mark.parametrize("p", [-0.1, 1.5])
 def test_dropout_rejects_bad_p(p):
     with pytest.raises(ValueError) as excinfo:
         nn.Dropout(p)
-    assert "[0, 1)" in message_of(excinfo) and str(p) in message_of(excinfo)
+    assert "[0, 1]" in message_of(excinfo) and str(p) in message_of(excinfo)
 
 
 # ---------------------------------------------------------------- init

@@ -91,12 +91,14 @@ def lengths_to_mask(lengths, max_len: int, batch_first: bool = False) -> np.ndar
 
 def dropout(x: Tensor, p: float = 0.5, training: bool = True) -> Tensor:
     """Zero each entry with probability p and scale the rest by 1 / (1 - p) (inverted dropout);
-    the identity when not training or p = 0. The mask is drawn from the host's seeded generator,
-    so a seed gives the same mask on every device."""
-    if not 0.0 <= p < 1.0:
-        raise ValueError(f"dropout: p must be in [0, 1), got {p}")
+    the identity when not training or p = 0, zeros at p = 1 (as PyTorch). The mask is drawn from
+    the host's seeded generator, so a seed gives the same mask on every device."""
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"dropout: p must be in [0, 1], got {p}")
     if not training or p == 0.0:
         return x
+    if p == 1.0:  # nothing kept, and no 1 / (1 - p) to scale by
+        return x * 0.0
     keep = backend.random_state("cpu").random(x.shape) >= p  # drawn on the host: one seed, one mask everywhere
     return x * backend.to_device((keep / (1.0 - p)).astype(x.dtype), x.device)
 

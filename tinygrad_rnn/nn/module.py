@@ -7,12 +7,17 @@ scope, so every node of the graph it builds carries the module's place in the mo
 """
 from __future__ import annotations
 
+import collections
+
 import numpy as np
 
 from .. import autograd, backend
 from ..tensor import Tensor
 
-__all__ = ["Module", "Parameter", "ModuleList"]
+__all__ = ["Module", "Parameter", "ModuleList", "IncompatibleKeys"]
+
+IncompatibleKeys = collections.namedtuple("IncompatibleKeys", "missing_keys unexpected_keys")
+IncompatibleKeys.__doc__ = "What load_state_dict(strict=False) passed over (PyTorch's NamedTuple of the same fields)."
 
 
 class Parameter(Tensor):
@@ -69,12 +74,13 @@ class Module:
             children = [(f"{name}.{n}" if name else n, m) for n, m in module.named_children()]
             stack.extend(reversed(children))
 
-    def named_parameters(self, prefix: str = ""):
-        """(qualified name, Parameter) pairs, each parameter once, in assignment order."""
+    def named_parameters(self, prefix: str = "", remove_duplicate: bool = True):
+        """(qualified name, Parameter) pairs in assignment order: each parameter once, or with
+        remove_duplicate=False under every name it has (a weight tied between two modules)."""
         seen = set()
         for module_name, module in self.named_modules(prefix):
             for name, value in vars(module).items():
-                if isinstance(value, Parameter) and id(value) not in seen:
+                if isinstance(value, Parameter) and (not remove_duplicate or id(value) not in seen):
                     seen.add(id(value))
                     yield (f"{module_name}.{name}" if module_name else name), value
 
@@ -102,7 +108,13 @@ class Module:
 
     def to(self, device=None, dtype=None) -> "Module":
         """Move (and/or cast) every parameter in place, keeping their identity, so an optimizer
-        made before the move keeps working. Returns self."""
+        made before the move keeps working. Returns self. As in PyTorch, a dtype may come first:
+        model.to(np.float64) or model.to("float64")."""
+        if dtype is None and device is not None and not _names_a_device(device):
+            try:
+                device, dtype = None, backend.as_dtype(device)
+            except TypeError:
+                pass  # not a dtype either: normalize_device names it as an unknown device
         device = None if device is None else backend.normalize_device(device)
         dtype = None if dtype is None else backend.as_dtype(dtype)
         for p in self.parameters():
@@ -119,17 +131,19 @@ class Module:
 
     # ------------------------------------------------------------ state
     def state_dict(self) -> dict:
-        """{qualified name: NumPy array copy} of every parameter (PyTorch's keys for its layers)."""
-        return {name: backend.to_numpy(p.data).copy() for name, p in self.named_parameters()}
+        """{qualified name: NumPy array copy} of every parameter under each of its names (a tied
+        weight under both, as PyTorch; PyTorch's keys for its layers)."""
+        return {name: backend.to_numpy(p.data).copy() for name, p in self.named_parameters(remove_duplicate=False)}
 
-    def load_state_dict(self, state: dict, strict: bool = True) -> None:
-        """Copy arrays into the parameters (cast to each parameter's dtype and device).
+    def load_state_dict(self, state: dict, strict: bool = True) -> IncompatibleKeys:
+        """Copy arrays into the parameters (cast to each parameter's dtype and device); returns
+        IncompatibleKeys(missing_keys, unexpected_keys), which strict=True requires to be empty.
 
         Raises KeyError listing every missing and unexpected key (when strict; the message also
         lists any shape mismatch) and otherwise ValueError listing every shape mismatch, before
         changing anything.
         """
-        params = dict(self.named_parameters())
+        params = dict(self.named_parameters(remove_duplicate=False))
         missing = [k for k in params if k not in state]
         unexpected = [k for k in state if k not in params]
         arrays = {k: _host_array(v) for k, v in state.items() if k in params}
@@ -149,6 +163,7 @@ class Module:
         for k, array in arrays.items():
             p = params[k]
             p.data = backend.to_device(array.astype(p.dtype), p.device)
+        return IncompatibleKeys(missing, unexpected)
 
     def extra_repr(self) -> str:
         return ""
@@ -194,6 +209,11 @@ def _rename(module: Module, name: str) -> None:
     if isinstance(module, ModuleList):
         for i, member in enumerate(module.items):
             object.__setattr__(member, "_name", f"{name}.{i}")
+
+
+def _names_a_device(value) -> bool:
+    """True for "cpu", "cuda", "cuda:N" (any case); False for dtypes and their names."""
+    return isinstance(value, str) and value.strip().lower().split(":")[0] in ("cpu", "cuda")
 
 
 def _moved(array, device, dtype):
