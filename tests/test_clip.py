@@ -117,11 +117,37 @@ def test_nonfinite_norm_without_error_flag_is_returned(device):
     assert math.isnan(clip_grad_norm_(params, 1.0))
 
 
-@pytest.mark.parametrize("max_norm", [0.0, -1.0])
-def test_non_positive_max_norm_is_rejected(max_norm):
+def test_negative_max_norm_is_rejected():
     params, _ = make_params("cpu")
-    with pytest.raises(ValueError, match="max_norm must be positive"):
-        clip_grad_norm_(params, max_norm)
+    with pytest.raises(ValueError, match="clip_grad_norm_: max_norm must be non-negative, got -1.0"):
+        clip_grad_norm_(params, -1.0)
+
+
+def test_zero_max_norm_zeroes_the_gradients(device):
+    """As PyTorch: the coefficient max_norm / (n + 1e-6) is 0."""
+    params, grads = make_params(device)
+    assert clip_grad_norm_(params, 0.0) == pytest.approx(numpy_norm(grads, 2), rel=1e-12)
+    assert all(not np.any(host(p.grad)) for p in params)
+
+
+def test_the_norm_type_may_be_the_string_inf(device):
+    params, grads = make_params(device, scale=3.0)
+    assert clip_grad_norm_(params, 0.5, norm_type="inf") == pytest.approx(numpy_norm(grads, math.inf), rel=1e-12)
+    assert numpy_norm([host(p.grad) for p in params], math.inf) == pytest.approx(0.5, rel=1e-5)
+
+
+def test_norm_type_0_counts_the_non_zero_entries(device):
+    params, grads = make_params(device)
+    params[0].grad.data[0] = 0
+    count = sum(int(np.count_nonzero(host(p.grad))) for p in params)
+    assert clip_grad_norm_(params, 1e9, norm_type=0) == count
+
+
+@pytest.mark.parametrize("norm_type", [-1.0, "l2", None])
+def test_what_is_no_norm_is_rejected(norm_type):
+    params, _ = make_params("cpu")
+    with pytest.raises(ValueError, match="clip_grad_norm_: norm_type must be"):
+        clip_grad_norm_(params, 1.0, norm_type=norm_type)
 
 
 # ---------------------------------------------------------------- clip_grad_value_
@@ -148,8 +174,8 @@ def test_clip_grad_value_rejects_negative_values():
 
 # ---------------------------------------------------------------- live PyTorch
 @pytest.mark.torch
-@pytest.mark.parametrize("norm_type", [2.0, 1.0, 3.0, math.inf], ids=["l2", "l1", "l3", "inf"])
-@pytest.mark.parametrize("max_norm", [0.5, 1e6], ids=["clipped", "unclipped"])
+@pytest.mark.parametrize("norm_type", [2.0, 1.0, 3.0, math.inf, "inf"], ids=["l2", "l1", "l3", "inf", "inf-str"])
+@pytest.mark.parametrize("max_norm", [0.5, 1e6, 0.0], ids=["clipped", "unclipped", "zero"])
 def test_clip_grad_norm_matches_torch(norm_type, max_norm):
     torch = pytest.importorskip("torch")
     params, grads = make_params("cpu", scale=3.0)

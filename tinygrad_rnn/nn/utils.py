@@ -16,11 +16,17 @@ def _with_grads(params) -> list:
 
 
 def grad_norm(params, norm_type: float = 2.0) -> float:
-    """The norm of all gradients taken together as one vector (inf: the largest |entry|)."""
+    """The norm of all gradients taken together as one vector, of order norm_type > 0 (inf or
+    "inf": the largest |entry|; 0: the number of non-zero entries. PyTorch's clip_grad_norm_
+    takes the norm of the per-parameter norms instead, the same for every order but 0, where it
+    counts the parameters with a non-zero gradient)."""
+    norm_type = _order(norm_type, "grad_norm")
     grads = [p.grad.data for p in _with_grads(params)]
     if not grads:
         return 0.0
     xp = backend.array_module(grads[0])
+    if norm_type == 0:
+        return float(sum(int(xp.count_nonzero(g)) for g in grads))
     if norm_type == math.inf:
         return float(np.max([float(xp.abs(g).max()) for g in grads]))  # np.max keeps a NaN; max() may drop it
     total = sum(float((xp.abs(g.astype(xp.float64)) ** norm_type).sum()) for g in grads)
@@ -36,8 +42,9 @@ def clip_grad_norm_(params, max_norm: float, norm_type: float = 2.0, error_if_no
     error_if_nonfinite; otherwise it is returned and the gradients are left as they are (there
     is no meaningful rescaling of a non-finite vector: skip the step when the norm is not finite).
     """
-    if max_norm <= 0:
-        raise ValueError(f"clip_grad_norm_: max_norm must be positive, got {max_norm}")
+    if not max_norm >= 0:
+        raise ValueError(f"clip_grad_norm_: max_norm must be non-negative, got {max_norm} (0 zeroes the gradients)")
+    norm_type = _order(norm_type, "clip_grad_norm_")
     params = _with_grads(params)
     total = grad_norm(params, norm_type)
     if not math.isfinite(total):
@@ -50,6 +57,17 @@ def clip_grad_norm_(params, max_norm: float, norm_type: float = 2.0, error_if_no
         for p in params:
             p.grad.data *= coefficient
     return total
+
+
+def _order(norm_type, op: str) -> float:
+    """norm_type as a float (PyTorch takes "inf" too), or a ValueError naming op for what is no norm."""
+    try:
+        order = float(norm_type)
+    except (TypeError, ValueError):
+        raise ValueError(f"{op}: norm_type must be a number or 'inf', got {norm_type!r}") from None
+    if not order >= 0:
+        raise ValueError(f"{op}: norm_type must be non-negative (or inf), got {norm_type!r}")
+    return order
 
 
 def clip_grad_value_(params, clip_value: float) -> None:
