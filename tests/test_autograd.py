@@ -502,6 +502,12 @@ def test_matmul_shape_mismatch_names_both_shapes(device):
         a @ b
 
 
+def test_matmul_batch_mismatch_names_the_batch_axes(device):
+    a, b = param(np.ones((5, 2, 3)), device), param(np.ones((4, 3, 4)), device)
+    with pytest.raises(ValueError, match=r"matmul: .*batch axes \(5,\) and \(4,\) do not broadcast"):
+        a @ b
+
+
 def test_matmul_dtype_mismatch_names_both_dtypes(device):
     a = param(np.ones((2, 3)), device, dtype=np.float32)
     b = param(np.ones((3, 2)), device, dtype=np.float64)

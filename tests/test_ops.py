@@ -247,6 +247,17 @@ def test_clip(device, bounds, data, shape):
     check_op(lambda t: t.clip(lo, hi), lambda a: np.clip(a, lo, hi), [x], device)
 
 
+def test_clip_takes_constant_tensor_and_array_bounds(device):
+    x = leaf([-2.0, 0.5, 3.0, 0.0], device)
+    lo = Tensor([-1.0, 1.0, -1.0, -1.0], dtype=np.float64, device=device)
+    y = x.clip(lo, 1.0)
+    np.testing.assert_array_equal(y.numpy(), [-1.0, 1.0, 1.0, 0.0])
+    y.sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), [0.0, 0.0, 0.0, 1.0])
+    with pytest.raises(ValueError, match="clip: the max bound requires grad"):
+        x.clip(None, leaf(1.0, device))
+
+
 def test_clip_without_bounds_is_an_error(device):
     with pytest.raises(ValueError, match="min"):
         leaf([1.0], device).clip()

@@ -130,7 +130,12 @@ def matmul(a, b) -> Tensor:
     a, b = as_operands(a, b, "matmul")
     ad, bd = a.data, b.data
     _check_matmul(ad, bd)
-    return make(ad @ bd, (a, b), _matmul_backward, "matmul")
+    try:
+        out = ad @ bd
+    except ValueError:  # the inner axes align (checked above): the batch axes do not broadcast
+        raise ValueError(f"matmul: shapes {ad.shape} and {bd.shape} align, but their batch axes {ad.shape[:-2]} and "
+                         f"{bd.shape[:-2]} do not broadcast; reshape one (x[None] adds a batch axis of size 1)") from None
+    return make(out, (a, b), _matmul_backward, "matmul")
 
 
 def _matmul_backward(out, g):
@@ -239,9 +244,11 @@ def _sqrt_backward(out, g):
 
 
 def clip(a: Tensor, min=None, max=None) -> Tensor:
-    """y = min(max(a, lo), hi);  dL/da = g where lo <= a <= hi, else 0 (as PyTorch's clamp)"""
+    """y = min(max(a, lo), hi);  dL/da = g where lo <= a <= hi, else 0 (as PyTorch's clamp).
+    The bounds are numbers, arrays or constant Tensors (no gradient flows to them)."""
     if min is None and max is None:
         raise ValueError("clip: give at least one of min and max")
+    min, max = (_constant_bound(bound, name) for bound, name in ((min, "min"), (max, "max")))
     ad = a.data
     xp = array_module(a.data)
     inside = xp.ones(ad.shape, dtype=bool)
@@ -250,6 +257,16 @@ def clip(a: Tensor, min=None, max=None) -> Tensor:
     if max is not None:
         inside &= ad <= max
     return make(xp.clip(ad, min, max), (a,), lambda _, g: (xp.where(inside, g, 0),), "clip")
+
+
+def _constant_bound(bound, name: str):
+    """A clip bound as a number or an array; a Tensor's array, unless it needs a gradient."""
+    if not isinstance(bound, Tensor):
+        return bound
+    if bound.requires_grad:
+        raise ValueError(f"clip: the {name} bound requires grad, which clip does not give it; "
+                         f"detach it, or write the bound with tr.where (tr.where(x < lo, lo, x) for min)")
+    return bound.data
 
 
 def to_device(a: Tensor, device: str) -> Tensor:
