@@ -88,7 +88,8 @@ def normalize_axis(axis, ndim: int, op: str) -> int:
     """One axis (negatives count from the end) as an index in [0, ndim), or an IndexError naming op."""
     if not isinstance(axis, (int, np.integer)) or not -ndim <= axis < ndim:
         allowed = f"from {-ndim} to {ndim - 1}" if ndim else "none: a 0-d tensor has no axes"
-        raise IndexError(f"{op}: axis {axis!r} is out of range for a tensor of {ndim} dimension(s) (allowed: {allowed})")
+        raise IndexError(f"{op}: axis {axis!r} is out of range for a tensor of {ndim} dimension(s) "
+                         f"(allowed: {allowed})")
     return int(axis) % ndim
 
 
@@ -97,7 +98,8 @@ def normalize_axes(axis, ndim: int, op: str) -> tuple:
     sorted tuple; a 0-d tensor takes axis 0 or -1, as in PyTorch."""
     if axis is None:
         return tuple(range(ndim))
-    axes = [normalize_axis(a, builtins.max(ndim, 1), op) for a in ((axis,) if isinstance(axis, (int, np.integer)) else axis)]
+    given = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)
+    axes = [normalize_axis(a, builtins.max(ndim, 1), op) for a in given]
     if len(set(axes)) != len(axes):
         raise ValueError(f"{op}: axis {axis} names an axis more than once")
     return tuple(sorted(axes)) if ndim else ()

@@ -133,8 +133,9 @@ def matmul(a, b) -> Tensor:
     try:
         out = ad @ bd
     except ValueError:  # the inner axes align (checked above): the batch axes do not broadcast
-        raise ValueError(f"matmul: shapes {ad.shape} and {bd.shape} align, but their batch axes {ad.shape[:-2]} and "
-                         f"{bd.shape[:-2]} do not broadcast; reshape one (x[None] adds a batch axis of size 1)") from None
+        raise ValueError(f"matmul: shapes {ad.shape} and {bd.shape} align, but their batch axes {ad.shape[:-2]} "
+                         f"and {bd.shape[:-2]} do not broadcast; reshape one (x[None] adds a batch axis of size 1)"
+                         ) from None
     return make(out, (a, b), _matmul_backward, "matmul")
 
 
