@@ -57,8 +57,14 @@ def broadcast_to(a: Tensor, shape) -> Tensor:
 def getitem(a: Tensor, index) -> Tensor:
     """y = a[index] (slices, integers, integer arrays, boolean masks);
     dL/da = g at index, zero elsewhere (repeated indices accumulate)"""
-    index = _plain_index(index)
     ad = a.data
+    if index.__class__ is int:  # t[i], as the per-step layers take their steps: basic, and in range on
+        try:                    # every device once NumPy or CuPy has taken it
+            out = ad[index]
+        except IndexError as error:
+            raise IndexError(f"getitem: {error} (tensor of shape {ad.shape})") from None
+        return make(out, (a,), lambda _, g: (IndexedGrad(index, g, True),), "getitem")
+    index = _plain_index(index)
     try:
         out = ad[index]
     except IndexError as error:
