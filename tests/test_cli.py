@@ -76,6 +76,26 @@ def test_user_mistakes_exit_2_with_one_line(argv, message, capsys, tmp_path, mon
     assert err.startswith(f"tinygrad-rnn {argv[0]}: error:")
 
 
+@pytest.mark.parametrize("argv, message", [
+    (["train", "--checkpoint", "blocker/x.npz"], "--checkpoint blocker/x.npz: cannot write into blocker"),
+    (["train", "--checkpoint", "."], "--checkpoint . is a folder; give a file name"),
+    (["render", "--out", "blocker/g.svg"], "--out blocker/g.svg: cannot write into blocker"),
+    (["trace", "--out", "blocker/trace"], "--out blocker/trace: cannot write into blocker/trace"),
+    (["demo", "--quick", "--out", "blocker/demo"], "--out blocker/demo: cannot write into blocker/demo"),
+    (["render", "--steps", "1"], "--steps 1: adding_problem: length must be at least 2"),
+    (["trace", "--model", "rnn", "--seq-len", "1"], "--seq-len 1: adding_problem: length must be at least 2"),
+], ids=["train-into-a-file", "train-onto-a-folder", "render", "trace", "demo", "render-one-step", "trace-one-step"])
+def test_what_cannot_be_written_or_run_is_refused_before_any_work(argv, message, capsys, tmp_path, monkeypatch):
+    """A file named "blocker" stands where a folder would have to be: nothing can be written under it
+    (a read-only folder would not do: the tests may run as root). Training never starts."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "blocker").write_text("")
+    status, out, err = run_cli(argv + (TINY if argv[0] == "train" else []), capsys)
+    assert status == 2 and message in err and "Traceback" not in err
+    assert err.startswith(f"tinygrad-rnn {argv[0]}: error:") and err.count("\n") == 1  # no progress lines
+    assert out == ""
+
+
 def test_cuda_without_a_gpu_is_a_clear_error(capsys, tmp_path, monkeypatch):
     if tr.cuda_available():
         pytest.skip("a GPU is present")

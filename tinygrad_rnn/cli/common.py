@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import sys
+import tempfile
 import textwrap
 import threading
 
@@ -16,7 +18,8 @@ from ..checkpoint import load
 from .errors import UsageError
 
 __all__ = ["HelpFormatter", "positive_int", "nonnegative_int", "positive_float", "nonnegative_float", "device_of",
-           "DTYPES", "read_checkpoint", "import_viz", "StopRequest", "plain", "write_json"]
+           "DTYPES", "read_checkpoint", "writable_file", "writable_folder", "import_viz", "StopRequest", "plain",
+           "write_json"]
 
 DTYPES = {"float32": np.float32, "float64": np.float64}
 
@@ -73,6 +76,27 @@ def read_checkpoint(path, wanted: str = None) -> dict:
         raise UsageError(f"{path} holds a model trained on --task {state['args'].get('task')}; "
                          f"this needs one trained with --task {wanted}")
     return state
+
+
+def writable_folder(folder, option: str, path=None) -> str:
+    """`folder`, made if missing and shown to take a new file (`path`, when given, is the file the
+    message names); else a UsageError naming `option`, raised before any work that would be lost
+    (a run that trained for an hour, then could not save)."""
+    try:
+        os.makedirs(folder, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as error:
+        raise UsageError(f"{option} {path or folder}: cannot write into {folder} ({error.strerror or error})") from None
+    return folder
+
+
+def writable_file(path, option: str) -> str:
+    """`path`, a file that can be written: not a folder, in a folder that takes a new file."""
+    if os.path.isdir(path):
+        raise UsageError(f"{option} {path} is a folder; give a file name")
+    writable_folder(os.path.dirname(os.fspath(path)) or ".", option, path)
+    return path
 
 
 def import_viz():

@@ -30,7 +30,7 @@ from ..factories import manual_seed
 from ..optim import Adam
 from ..tensor import Tensor
 from ..trace import trace_gradients
-from .common import HelpFormatter, import_viz, positive_int, write_json
+from .common import HelpFormatter, import_viz, positive_int, writable_folder, write_json
 from .errors import UsageError
 from .loop import evaluate, train_step
 from .progress import Progress
@@ -79,7 +79,7 @@ def run(args) -> int:
         settings["steps"] = args.steps
     if args.seed is not None:
         settings["seed"] = args.seed
-    os.makedirs(args.out, exist_ok=True)
+    writable_folder(args.out, "--out")
     began = time.perf_counter()
     timings = {}
     task = make_task("adding", settings["seq_len"], settings["seed"], settings["validation_size"])

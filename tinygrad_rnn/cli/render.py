@@ -5,8 +5,6 @@ adding-problem batch, or a trained model (--checkpoint) on a batch of its own ta
 """
 from __future__ import annotations
 
-import os
-
 import numpy as np
 
 from .. import functional as F
@@ -14,7 +12,7 @@ from ..data import adding_problem
 from ..factories import manual_seed
 from ..tensor import Tensor
 from .build import restore_model
-from .common import DTYPES, HelpFormatter, import_viz, positive_int, read_checkpoint
+from .common import DTYPES, HelpFormatter, import_viz, positive_int, read_checkpoint, writable_file
 from .errors import UsageError
 from .tasks import LAYERS, SequenceModel
 
@@ -58,6 +56,7 @@ def add_parser(subparsers) -> None:
 
 def run(args) -> int:
     viz = import_viz()
+    writable_file(args.out, "--out")
     manual_seed(args.seed)
     if args.checkpoint:
         state = read_checkpoint(args.checkpoint)
@@ -67,7 +66,10 @@ def run(args) -> int:
         x, y, loss_fn = _batch_of(task, state, settings, args)
     else:
         model = SequenceModel(args.model, 2, args.hidden, 1, args.layers, last_only=True, fused=not args.composite)
-        x, y = adding_problem(args.batch, args.steps, seed=args.seed)
+        try:
+            x, y = adding_problem(args.batch, args.steps, seed=args.seed)
+        except ValueError as error:  # the adding problem needs two steps, one marked in each half
+            raise UsageError(f"--steps {args.steps}: {error}") from None
         x, y = Tensor(x, dtype=np.float32), Tensor(y, dtype=np.float32)
         loss_fn = model_loss
     path = draw(viz, model, x, y, loss_fn, args.out, view=args.view, rolled=args.rolled,
@@ -87,8 +89,7 @@ def draw(viz, model, x, y, loss_fn, path, **options) -> str:
     nodes, an unknown extension, no Graphviz) become UsageErrors."""
     prediction, _ = model(x)
     loss = loss_fn(prediction, y)
-    if os.path.dirname(os.fspath(path)):
-        os.makedirs(os.path.dirname(os.fspath(path)), exist_ok=True)
+    writable_file(path, "the drawing")
     names = {p: name for name, p in model.named_parameters()}  # "rnn.weight_hh_l0", as in the state_dict
     try:
         return viz.render(loss, path, names=names, **options)

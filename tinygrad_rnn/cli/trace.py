@@ -19,7 +19,7 @@ import numpy as np
 from ..factories import manual_seed
 from ..trace import trace_gradients
 from .build import SEQ_LEN, restore_model
-from .common import HelpFormatter, import_viz, positive_int, read_checkpoint, write_json
+from .common import HelpFormatter, import_viz, positive_int, read_checkpoint, writable_folder, write_json
 from .errors import UsageError
 from .tasks import LAYERS, SequenceModel, make_task
 
@@ -62,6 +62,7 @@ def _models(text: str) -> list:
 
 def run(args) -> int:
     viz = import_viz()
+    writable_folder(args.out, "--out")
     manual_seed(args.seed)
     models, task = _models_to_trace(args)
     x, y = task.validation
@@ -70,7 +71,6 @@ def run(args) -> int:
     else:
         x, y = x[:, :args.batch], y[:, :args.batch]
     flows = trace_models(models, task, x, y)
-    os.makedirs(args.out, exist_ok=True)
     written = write_plots(viz, flows, args.out)
     summary = {"task": task.name, "steps": int(x.shape[0]), "batch": int(x.shape[1]),
                "models": {label: flow_summary(flow) for label, flow in flows.items()}, "files": written}
@@ -85,7 +85,10 @@ def run(args) -> int:
 def _models_to_trace(args) -> tuple:
     """({label: model}, task): trained models from --checkpoint, else fresh ones of --model."""
     if not args.checkpoint:
-        task = make_task(args.task, args.seq_len or SEQ_LEN[args.task], args.seed)
+        try:
+            task = make_task(args.task, args.seq_len or SEQ_LEN[args.task], args.seed)
+        except ValueError as error:  # a length the task cannot have (the adding problem needs two steps)
+            raise UsageError(f"--seq-len {args.seq_len}: {error}") from None
         return {LABELS[m]: SequenceModel(m, task.input_size, args.hidden, task.output_size,
                                          last_only=task.last_only) for m in args.model}, task
     models, tasks = {}, set()

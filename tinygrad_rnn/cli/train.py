@@ -19,7 +19,7 @@ from ..tensor import Tensor
 from .build import (DEFAULT_LR, DEFAULTS, OPTIMIZERS, SEQ_LEN, build_model, build_task, make_optimizer,
                     resolve)
 from .common import (DTYPES, HelpFormatter, StopRequest, device_of, nonnegative_float, nonnegative_int,
-                     positive_float, positive_int, read_checkpoint)
+                     positive_float, positive_int, read_checkpoint, writable_file)
 from .loop import evaluate, train_step
 from .progress import Progress
 from .errors import UsageError
@@ -94,8 +94,7 @@ def run(args) -> int:
     settings = resolve(given, saved["args"] if saved else None)
     device = device_of(args.device)
     path = args.checkpoint or args.resume or os.path.join("checkpoints", f"{settings['task']}-{settings['model']}.npz")
-    if os.path.dirname(path):
-        os.makedirs(os.path.dirname(path), exist_ok=True)
+    writable_file(path, "--checkpoint")
     if settings["model"] == "esn":
         if saved:
             raise UsageError("an echo state network is fitted in one go, so there is nothing to resume: run the "
