@@ -117,6 +117,17 @@ def test_nonfinite_norm_without_error_flag_is_returned(device):
     assert math.isnan(clip_grad_norm_(params, 1.0))
 
 
+@pytest.mark.parametrize("norm_type", [2.0, 1.0, 3.0])
+def test_a_finite_norm_too_large_to_square_is_finite(device, norm_type):
+    """Gradients of 1e200 have a finite 2-norm though their squares overflow: the largest entry is
+    factored out first (and no overflow warning is raised, which the suite would fail on)."""
+    p = nn.Parameter(np.zeros(4), device=device)
+    p.grad = Tensor(np.full(4, 1e200), device=device)
+    total = clip_grad_norm_([p], 1.0, norm_type=norm_type)
+    assert total == pytest.approx(4 ** (1 / norm_type) * 1e200, rel=1e-12)
+    np.testing.assert_allclose(host(p.grad), np.full(4, 4 ** (-1 / norm_type)), rtol=1e-5)
+
+
 def test_negative_max_norm_is_rejected():
     params, _ = make_params("cpu")
     with pytest.raises(ValueError, match="clip_grad_norm_: max_norm must be non-negative, got -1.0"):

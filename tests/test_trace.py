@@ -168,6 +168,51 @@ def test_fit_decay_and_verdict_thresholds():
     assert verdict_for(1.0, 10, finite=False)[1] == "exploding"
 
 
+def test_steps_beyond_what_the_loss_reads_stay_out_of_the_fit():
+    """A loss on o_2 of ten steps leaves steps 3..9 a gradient of exactly 0: fitted as 'stopped
+    reaching', they once made a shrinking gradient read as 1e39 per step, "exploding"."""
+    model = nn.RNN(4, 5)
+    flow = trace_gradients(model, tr.randn(10, 3, 4), lambda out, state: (out[2] * out[2]).sum())
+    norms = flow.hidden_grad_norms[0]
+    assert np.all(norms[3:] == 0) and np.all(norms[:3] > 0)
+    assert flow.decay_rate == pytest.approx(fit_decay(norms[:3]), rel=1e-12)
+    assert flow.attenuation == pytest.approx(flow.decay_rate ** 2, rel=1e-12)  # over the 3 steps crossed
+    assert flow.verdict == verdict_for(flow.decay_rate, 3)[1] != "exploding"
+    assert fit_decay([0.0, 2.0, 4.0, 0.0, 0.0]) == pytest.approx(fit_decay([0.0, 2.0, 4.0]), rel=1e-12)
+
+
+@pytest.mark.parametrize("fused", [True, False], ids=["fused", "composite"])
+def test_a_one_step_lstm_reports_its_cell_gradient(fused):
+    """At T = 1 with a loss on the outputs no "c" node reaches the loss in the fused form; the
+    step's packed [h, c] still gives dL/dc_0 (through h_0 alone), as the composite form does."""
+    tr.manual_seed(3)
+    model = nn.LSTM(3, 4, fused=fused)
+    x = tr.randn(1, 2, 3)
+    flow = trace_gradients(model, x, lambda out, state: (out ** 2).sum())
+    reference = nn.LSTM(3, 4, fused=False)  # the composite cell's "c" node: dL/dc_0 by retain_grad
+    reference.load_state_dict(model.state_dict())
+    loss = (reference(x)[0] ** 2).sum()
+    c0 = next(n for n in autograd.topological_order(loss) if n.name == "c" and n.step == 0)
+    c0.retain_grad()
+    loss.backward()
+    assert flow.cell_grad_norms.shape == (1, 1) and flow.step_singular_values.shape == (1, 8)
+    assert flow.cell_grad_norms[0, 0] == pytest.approx(float(np.linalg.norm(c0.grad.numpy())), rel=1e-12)
+
+
+def test_finite_gradients_too_large_to_square_are_neither_inf_nor_called_non_finite():
+    """dL/dh_t of 1e210 squares to inf: the norms are taken scaled (the largest entry factored
+    out), and non-finite means an entry is inf or NaN."""
+    model = nn.RNN(3, 6, nonlinearity="relu")
+    model.weight_hh_l0.data[...] = 1e30 * np.eye(6)
+    model.bias_hh_l0.data[...] = 1.0
+    with np.errstate(over="ignore"):
+        flow = GradientTracer().record(model, Tensor(1e-280 * np.ones((8, 1, 3))), lambda out, state: out[-1].sum())
+    norms = flow.hidden_grad_norms[0]
+    np.testing.assert_allclose(norms, np.sqrt(6.0) * 1e30 ** (7 - np.arange(8)), rtol=1e-12)
+    np.testing.assert_allclose(flow.hidden_grad_units[0, 0], np.full(6, 1e210), rtol=1e-12)
+    assert flow.nonfinite == {} and flow.verdict == "exploding"
+
+
 def test_radius_half_is_vanishing_at_its_largest_singular_value():
     steps, batch, hidden = 30, 4, 8
     model = nn.RNN(2, hidden, bias=False)

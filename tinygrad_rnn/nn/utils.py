@@ -27,10 +27,12 @@ def grad_norm(params, norm_type: float = 2.0) -> float:
     xp = backend.array_module(grads[0])
     if norm_type == 0:
         return float(sum(int(xp.count_nonzero(g)) for g in grads))
-    if norm_type == math.inf:
-        return float(np.max([float(xp.abs(g).max()) for g in grads]))  # np.max keeps a NaN; max() may drop it
-    total = sum(float((xp.abs(g.astype(xp.float64)) ** norm_type).sum()) for g in grads)
-    return total ** (1.0 / norm_type)
+    largest = float(np.max([float(xp.abs(g).max()) if g.size else 0.0 for g in grads]))  # np.max keeps a NaN
+    if norm_type == math.inf or largest == 0 or not math.isfinite(largest):
+        return largest
+    # m (sum (|g| / m)^p)^(1/p) with m the largest |entry|: finite gradients never overflow in |g|^p
+    total = sum(float(((xp.abs(g.astype(xp.float64)) / largest) ** norm_type).sum()) for g in grads)
+    return largest * total ** (1.0 / norm_type)
 
 
 def clip_grad_norm_(params, max_norm: float, norm_type: float = 2.0, error_if_nonfinite: bool = False) -> float:

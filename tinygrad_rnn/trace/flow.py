@@ -19,6 +19,10 @@ the end reaches the first step), "exploding" when A > EXPLODING_ABOVE (ten times
 any gradient is non-finite, and "stable" otherwise. Over T = 50 steps these thresholds mean
 r < 0.954 and r > 1.048; over T = 10, r < 0.774 and r > 1.292.
 
+Steps after the last one with a non-zero gradient lie beyond what the loss reads (a loss on
+o_2 of ten steps gives steps 3..9 a gradient of exactly 0 by construction): they are left out
+of the fit and of the attenuation, which then spans the steps the gradient had to cross.
+
 When it is meaningful: a loss on the final state or last output only. A loss on every step
 adds its own direct term to each dL/dh_t, which flattens the curve; the Jacobian norms
 ||dh_{T-1}/dh_k|| (and `jacobian_decay_rate`, fitted the same way) do not depend on the loss and
@@ -37,7 +41,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["GradientFlow", "RecurrentMatrix", "fit_decay", "verdict_for", "recurrent_matrices",
+__all__ = ["GradientFlow", "RecurrentMatrix", "fit_decay", "reached_steps", "verdict_for", "recurrent_matrices",
            "VANISHING_BELOW", "EXPLODING_ABOVE", "GAMMA"]
 
 VANISHING_BELOW = 0.1   # attenuation A below this: "vanishing"
@@ -86,9 +90,12 @@ class GradientFlow:
                         row 0 is NaN (h_{-1} is the initial state, outside the steps)
     recurrent           RecurrentMatrix for every recurrent matrix (gate block)
     weight_step_norms   {parameter name: (T,)}  ||step-t term of dL/dW||
-    weight_step_terms   {parameter name: (T, *shape)}  the terms themselves (may be dropped)
-    weight_outside_terms {parameter name: array}  the part made outside any step (e.g. a
-                        learned initial state); dL/dW = sum_t terms[t] + outside
+    weight_step_terms   {parameter name: (T, *shape)}  the terms themselves (may be dropped), for
+                        each parameter used inside the steps (or by a fused input projection)
+    weight_outside_terms {parameter name: array}  the part of such a parameter's gradient made
+                        outside every step (a weight a readout shares, say); dL/dW = sum_t
+                        terms[t] + outside. A parameter used only outside the steps (a readout,
+                        a learned initial state h0) is in neither
     decay_rate, attenuation, verdict  see the module docstring; jacobian_decay_rate likewise
     nonfinite           {row: time step where a non-finite dL/dh_t (or dL/dc_t) first appears
                         as backpropagation runs (from T-1 down for a forward row, up from 0
@@ -149,13 +156,24 @@ def _parse(scope: str) -> tuple:
     return layer, reverse
 
 
-def fit_decay(norms) -> float:
-    """Per-step factor r from a least-squares fit of log n_t = a - t log r (see module docstring).
+def reached_steps(norms) -> int:
+    """How many steps from t = 0 the gradient had to cross: up to the last one whose norm is not
+    0 (non-finite counts as reached); all of them when every norm is 0."""
+    n = np.asarray(norms, dtype=np.float64)
+    reached = np.flatnonzero(n != 0)
+    return int(reached[-1]) + 1 if reached.size else len(n)
 
-    Zeros count as the smallest positive double (a gradient that stopped reaching); non-finite
-    entries are left out. Returns NaN with fewer than two usable steps, 0.0 if all are zero.
+
+def fit_decay(norms) -> float:
+    """Per-step factor r from a least-squares fit of log n_t = a - t log r (see module docstring)
+    over the reached steps (reached_steps).
+
+    Zeros among them count as the smallest positive double (a gradient that stopped reaching);
+    non-finite entries are left out. Returns NaN with fewer than two usable steps, 0.0 if all
+    are zero.
     """
     n = np.asarray(norms, dtype=np.float64)
+    n = n[:reached_steps(n)]
     t = np.arange(len(n), dtype=np.float64)
     usable = np.isfinite(n)
     if usable.sum() < 2:

@@ -25,7 +25,7 @@ import numpy as np
 from .. import autograd, backend
 from ..ops import stable_sigmoid
 from . import jacobians as jac
-from .flow import GradientFlow, _parse, fit_decay, recurrent_matrices, verdict_for
+from .flow import GradientFlow, _parse, fit_decay, reached_steps, recurrent_matrices, verdict_for
 
 __all__ = ["trace_gradients", "state_nodes"]
 
@@ -49,9 +49,19 @@ def state_nodes(root) -> dict:
     out = {}
     for scope in sorted((s for s in found if found[s]["h"]), key=lambda s: (_parse(s), s)):
         row = found[scope]
-        out[scope] = {name: ([row[name].get(t) for t in range(steps)] if row[name] else None)
-                      for name in ("h", "c")}
+        h = [row["h"].get(t) for t in range(steps)]
+        # a fused LSTM row has a cell state even when no "c" node reaches the loss (T = 1, a loss on
+        # the outputs): the steps' packed nodes [h, c] hold it
+        has_cells = row["c"] or any(_packed_lstm_step(n) is not None for n in h)
+        c = [row["c"].get(t) for t in range(steps)] if has_cells else None
+        out[scope] = {"h": h, "c": c}
     return out
+
+
+def _packed_lstm_step(h):
+    """The fused lstm_step node whose output [h, c] the state node h is a view of, else None."""
+    packed = h.parents[0] if h is not None and h.parents else None
+    return packed if packed is not None and packed.op == "lstm_step" else None
 
 
 def trace_gradients(model, x, loss_fn, hx=None, jacobians: bool = True,
@@ -111,7 +121,7 @@ def trace_gradients(model, x, loss_fn, hx=None, jacobians: bool = True,
 
     main_norms = hidden[labels.index(main) if main is not None else -1]
     rate = fit_decay(main_norms)
-    attenuation, verdict = verdict_for(rate, len(main_norms), finite=not nonfinite)
+    attenuation, verdict = verdict_for(rate, reached_steps(main_norms), finite=not nonfinite)
     loss_value = float(backend.to_numpy(loss.data).reshape(()))
     loss.backward()  # the one real backward: .grad exactly as a plain forward + backward
     return GradientFlow(
@@ -160,8 +170,8 @@ def _cell_grads(record, rows: dict, h_grads: dict) -> dict:
             continue
         grads = []
         for t, (h, c) in enumerate(zip(row["h"], row["c"])):
-            packed = h.parents[0] if h is not None and h.parents else None
-            if packed is None or packed.op != "lstm_step":
+            packed = _packed_lstm_step(h)
+            if packed is None:
                 grads.append(_grad(record, c))
                 continue
             gx, h_prev, _, w = (p.data for p in packed.parents)
@@ -178,7 +188,8 @@ def _cell_grads(record, rows: dict, h_grads: dict) -> dict:
 
 def _summaries(grads: dict) -> tuple:
     """(norms (R, T), per-unit RMS over the batch (R, T, H), {row: step where non-finite starts})
-    from {row: [dL/ds_t or None]}; a missing node gives NaN."""
+    from {row: [dL/ds_t or None]}; a missing node gives NaN. Non-finite means an entry of the
+    gradient is inf or NaN, not that its norm overflowed (which _scaled_rms keeps it from doing)."""
     steps = max(len(g) for g in grads.values())
     units = max(g.shape[-1] for row in grads.values() for g in row if g is not None)
     norms = np.full((len(grads), steps), np.nan)
@@ -189,12 +200,22 @@ def _summaries(grads: dict) -> tuple:
             for t, g in enumerate(row):
                 if g is not None:
                     g = g.reshape(-1, g.shape[-1])
-                    norms[i, t] = np.sqrt((g ** 2).sum())
-                    per_unit[i, t, :g.shape[-1]] = np.sqrt((g ** 2).mean(axis=0))
-            bad = [t for t, g in enumerate(row) if g is not None and not np.isfinite(norms[i, t])]
+                    norms[i, t] = _scaled_rms(g.reshape(-1), 0) * np.sqrt(g.size)
+                    per_unit[i, t, :g.shape[-1]] = _scaled_rms(g, 0)
+            bad = [t for t, g in enumerate(row) if g is not None and not np.isfinite(g).all()]
             if bad:  # backpropagation reaches a forward row's steps from T-1 down, a reverse row's from 0 up
                 starts[label] = min(bad) if _parse(label)[1] else max(bad)
     return norms, per_unit, starts
+
+
+def _scaled_rms(g: np.ndarray, axis: int):
+    """sqrt(mean(g^2)) along axis, by way of m = max |g| so that no finite g overflows in its
+    squares (1e200 squares to inf): m sqrt(mean((g / m)^2)); 0 where g is 0, inf or NaN where g
+    holds one (the caller silences the warnings)."""
+    m = np.abs(g).max(axis=axis)
+    scalable = (m > 0) & np.isfinite(m)
+    scale = np.where(scalable, m, 1.0)
+    return np.where(scalable, scale * np.sqrt(np.mean((g / np.expand_dims(scale, axis)) ** 2, axis=axis)), m)
 
 
 def _weight_terms(record, loss, names: dict, steps: int) -> tuple:
