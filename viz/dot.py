@@ -175,18 +175,35 @@ def _step_clusters(scene: Scene, node_line: dict, placed: set) -> list:
     out = []
     for step in scene.steps:
         boxes = [b for b in scene.boxes if b.step == step and b.key not in placed]
-        lanes = list(dict.fromkeys(b.lane for b in boxes if b.lane)) if scene.view == "ops" else []
+        present = {b.lane for b in boxes if b.lane}
+        lanes = [lane for lane in scene.lanes if lane in present] if scene.view == "ops" else []  # one order every step
         lines = []
         for i, lane in reversed(list(enumerate(lanes if len(lanes) > 1 else ()))):  # top layer first: it is drawn on top
             inner = [node_line[b.key] for b in boxes if b.lane == lane]
             lines += _cluster(f"{_step_key(step)}_{i}", lane_title(lane), _LANE_STYLE, inner, 1)
         grouped = set(lanes) if len(lanes) > 1 else set()
+        if grouped:
+            lines += _across_lanes(boxes, lanes)
         lines += [node_line[b.key] for b in boxes if b.lane not in grouped]
         if scene.view == "cells":
             lines += _column(scene, boxes)
         out += _cluster(_step_key(step), _step_label(scene, step), _STEP_STYLE, lines, 1)
         placed.update(b.key for b in boxes)
     return out
+
+
+def _across_lanes(boxes: list, lanes: list) -> list:
+    """The ops view's lanes of one step, stacked: the k-th box of the same role and title in each
+    lane (layer 0's and layer 1's h_t, say) on one rank. Nothing else ties the lanes of a step
+    together (a stacked layer's input comes through its projection outside the steps, whose links
+    do not constrain), and dot then laid the lanes out side by side, layer 1 first."""
+    ranks, count = {}, {}
+    for b in boxes:
+        if b.lane in lanes:
+            what = (b.role, b.title)
+            k = count[(b.lane, what)] = count.get((b.lane, what), -1) + 1
+            ranks.setdefault(what + (k,), []).append(b.key)
+    return [f"\t{{rank=same; {'; '.join(keys)}}}\n" for keys in ranks.values() if len(keys) > 1]
 
 
 def _column(scene: Scene, boxes: list) -> list:
