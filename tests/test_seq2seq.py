@@ -132,6 +132,28 @@ def test_encoder_shapes_and_final_state(cell, bidirectional, layers):
     np.testing.assert_allclose(final.numpy(), summary, rtol=1e-6)
 
 
+def test_dot_attention_after_a_bidirectional_encoder_is_refused_by_name():
+    with pytest.raises(ValueError, match=r"Seq2Seq: dot attention .* 2 x 6; use attention='general'"):
+        nn.Seq2Seq(VOCAB, VOCAB, 5, 6, attention="dot", bidirectional=True)
+
+
+@pytest.mark.parametrize("lengths, message", [
+    ([0, 3, 5, 5], r"must lie in \[1, 5\].*\[0, 3, 5, 5\]"),    # read as index -1: the last step's state
+    ([-1, 3, 5, 5], r"must lie in \[1, 5\]"),
+    ([6, 3, 5, 5], r"must lie in \[1, 5\]"),
+    ([5, 3, 5], r"4 integers, one per source column, got int64 of shape \(3,\)"),
+    ([5.0, 3.0, 5.0, 5.0], r"4 integers, one per source column, got float64"),
+], ids=["zero", "negative", "past-the-end", "too-few", "floats"])
+def test_source_lengths_are_checked_before_they_index(lengths, message):
+    src, _, _ = reversal_task(4, 2, 5, seed=1)
+    encoder = nn.Encoder(VOCAB, 5, 6, "gru")
+    with pytest.raises(ValueError, match=message):
+        encoder(src, lengths)
+    model = nn.Seq2Seq(VOCAB, VOCAB, 5, 6)
+    with pytest.raises(ValueError, match=message):
+        model(src, src[:3], src_lengths=lengths)
+
+
 @pytest.mark.parametrize("cell, attention, bidirectional", [("gru", "general", False), ("lstm", "additive", True),
                                                             ("gru", "dot", False)])
 def test_seq2seq_gradcheck_three_decoder_steps(cell, attention, bidirectional):

@@ -31,6 +31,7 @@ from ..factories import zeros
 from ..tensor import Tensor
 from . import init
 from .cells import GRUCell, LSTMCell
+from .feedback import coin_source, teacher_forces
 from .layers import Embedding, Linear
 from .module import Module, Parameter
 from .rnn import GRU, LSTM
@@ -134,8 +135,8 @@ class Encoder(Module):
         if len(shape) != 2:
             raise ValueError(f"Encoder: expected source ids of shape (S, B), got shape {shape}")
         steps, batch = shape
+        lengths = np.full(batch, steps) if src_lengths is None else source_lengths(src_lengths, steps, batch)
         states, _ = self.rnn(self.embedding(src))
-        lengths = np.full(batch, steps) if src_lengths is None else np.asarray(src_lengths)
         last, columns = (backend.to_device(a, states.device) for a in (lengths - 1, np.arange(batch)))
         summary = states[last, columns]                                         # (B, D*H)
         if self.directions == 2:
@@ -143,6 +144,18 @@ class Encoder(Module):
             summary = ops.cat([summary[:, :h], states[0, :, h:]], axis=-1)
         final = summary if self.bridge is None else self.bridge(summary).tanh()
         return states, final
+
+
+def source_lengths(src_lengths, steps: int, batch: int) -> np.ndarray:
+    """src_lengths as an integer array (B,), each in [1, S]; a ValueError otherwise (a length of 0
+    would have read the summary from the last step, as index -1)."""
+    lengths = np.asarray(src_lengths.numpy() if hasattr(src_lengths, "numpy") else src_lengths)
+    if lengths.shape != (batch,) or lengths.dtype.kind not in "iu":
+        raise ValueError(f"Encoder: src_lengths must be {batch} integers, one per source column, got "
+                         f"{lengths.dtype} of shape {lengths.shape}")
+    if lengths.min() < 1 or lengths.max() > steps:
+        raise ValueError(f"Encoder: src_lengths must lie in [1, {steps}] (the source length), got {lengths.tolist()}")
+    return lengths
 
 
 class Decoder(Module):
@@ -192,7 +205,8 @@ class Seq2Seq(Module):
     "general" | "additive", sos, eos, pad, num_layers=1, bidirectional=False): the encoder has
     num_layers layers of `hidden` units per direction; the decoder one cell of `hidden` units,
     attending over keys of size D*hidden (a bidirectional encoder bridges to `hidden`, see
-    Encoder).
+    Encoder). Dot attention needs keys of the query's size, so it cannot follow a bidirectional
+    encoder (keys 2*hidden): use general or additive attention there.
 
     forward(src (S, B), tgt (T, B), teacher_forcing_ratio=1.0, src_lengths=None, rng=None)
     -> logits (T, B, V): step t predicts tgt[t] from sos, tgt[0], ..., tgt[t-1] (teacher
@@ -209,6 +223,10 @@ class Seq2Seq(Module):
                  attention: str = "general", sos: int = 1, eos: int = 2, pad: int = 0, num_layers: int = 1,
                  bidirectional: bool = False, dtype=None, device=None):
         super().__init__()
+        if attention == "dot" and bidirectional:
+            raise ValueError(f"Seq2Seq: dot attention scores a query of {hidden} units against keys of the same "
+                             f"size, but a bidirectional encoder's keys have 2 x {hidden}; use attention='general' "
+                             "or 'additive', or bidirectional=False")
         self.sos, self.eos, self.pad = sos, eos, pad
         self.encoder = Encoder(src_vocab, embed, hidden, cell, num_layers, bidirectional, state_size=hidden,
                                dtype=dtype, device=device)
@@ -217,12 +235,10 @@ class Seq2Seq(Module):
 
     def encode(self, src, src_lengths=None) -> tuple:
         """(keys, mask, projected_keys, initial decoder state, initial context) for decoding."""
-        keys, final = self.encoder(src, src_lengths)
+        keys, final = self.encoder(src, src_lengths)  # checks src_lengths
         mask = None
         if src_lengths is not None:
             lengths = np.asarray(src_lengths)
-            if lengths.min() < 1 or lengths.max() > keys.shape[0]:
-                raise ValueError(f"Seq2Seq: src_lengths must lie in [1, {keys.shape[0]}], got {lengths.tolist()}")
             mask = backend.to_device(np.arange(keys.shape[0])[:, None] < lengths[None, :], keys.device)
         with autograd.scope("decoder.attention"):
             projected = self.decoder.attention.project_keys(keys)
@@ -234,13 +250,12 @@ class Seq2Seq(Module):
             raise ValueError(f"Seq2Seq: teacher_forcing_ratio must be in [0, 1], got {teacher_forcing_ratio}")
         tgt = _host_ids(tgt)
         keys, mask, projected, state, context = self.encode(src, src_lengths)
-        rng = backend.random_state("cpu") if rng is None else np.random.default_rng(rng)
+        rng = coin_source(rng)
         prev = np.full(tgt.shape[1], self.sos, dtype=np.int64)
         logits = []
         for t in range(tgt.shape[0]):
             if t > 0:  # this step's coin: the true previous token, or the model's own guess
-                teacher = teacher_forcing_ratio == 1.0 or (teacher_forcing_ratio > 0.0 and
-                                                           rng.random() < teacher_forcing_ratio)
+                teacher = teacher_forces(teacher_forcing_ratio, rng)
                 prev = tgt[t - 1] if teacher else backend.to_numpy(logits[-1].data.argmax(axis=-1))
             with autograd.time_step(t):
                 step, state, context, _ = self.decoder(prev, state, context, keys, mask, projected)
