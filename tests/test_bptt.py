@@ -94,6 +94,14 @@ def test_windows_need_a_positive_length(k):
         list(windows(10, k))
 
 
+def test_train_bptt_refuses_a_window_of_zero():
+    """k = 0 is no window (it once ran full BPTT); None is the whole sequence."""
+    model = nn.RNN(2, 3)
+    with pytest.raises(ValueError, match="window length k must be positive, got 0"):
+        train_bptt(model, np.zeros((6, 1, 2)), np.zeros((6, 1, 3)), lambda o, y: (o * 0).sum(),
+                   optim.SGD(model.parameters(), lr=0.1), k=0)
+
+
 # ---------------------------------------------------------------- detach_state
 def made_by_an_op(device):
     x = Tensor(np.array([1.0, -2.0, 3.0]), requires_grad=True, device=device)

@@ -39,7 +39,8 @@ def test_same_seed_same_data_and_different_seeds_differ(name):
 @pytest.mark.parametrize("call", [lambda: data.adding_problem(0, 10), lambda: data.adding_problem(2, 1),
                                   lambda: data.copy_task(2, 0, 5), lambda: data.copy_task(2, 3, 0),
                                   lambda: data.sine_waves(2, 5, period_range=(0.0, 4.0)),
-                                  lambda: data.windows(np.zeros((4, 2)), 2), lambda: data.windows(np.zeros(3), 4)])
+                                  lambda: data.windows(np.zeros((4, 2)), 2), lambda: data.windows(np.zeros(3), 4),
+                                  lambda: data.adding_problem(True, 5)])  # a bool is no batch size
 def test_bad_arguments_raise(call):
     with pytest.raises(ValueError):
         call()

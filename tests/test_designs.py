@@ -44,6 +44,8 @@ def test_leaky_gradients_including_a_learned_time_constant():
 def test_leaky_rejects_bad_alpha_and_shapes():
     with pytest.raises(ValueError, match="alpha must lie in"):
         nn.LeakyRNN(2, 3, alpha=1.5)
+    with pytest.raises(ValueError, match=r"one number or one per unit \(5\), got shape \(3,\)"):
+        nn.LeakyRNN(2, 5, alpha=[0.5] * 3)
     model = nn.LeakyRNN(2, 3)
     with pytest.raises(ValueError, match=r"h_0 must have shape \(1, 4, 3\)"):
         model(tr.randn(5, 4, 2), tr.randn(1, 2, 3))
@@ -62,6 +64,26 @@ def test_teacher_forcing_decouples_the_steps():
     assert not np.allclose(forced[0][0], forced[1][0])
     np.testing.assert_array_equal(forced[0][1:], forced[1][1:])
     assert all(not np.allclose(free[0][t], free[1][t]) for t in range(5))
+
+
+@pytest.mark.parametrize("ratio", [0.0, 1.0])
+def test_ratios_one_and_zero_draw_no_coins(ratio):
+    """As Seq2Seq: always or never forcing leaves the seeded generator where it was."""
+    model = nn.OutputFeedbackRNN(3, 4, 2, dtype=np.float64)
+    x, y = tr.randn(6, 2, 3, dtype=np.float64), tr.randn(6, 2, 2, dtype=np.float64)
+    tr.manual_seed(5)
+    model(x, targets=y, teacher_forcing_ratio=ratio)
+    after = tr.randn(3).numpy()
+    tr.manual_seed(5)
+    np.testing.assert_array_equal(after, tr.randn(3).numpy())
+
+
+def test_coins_from_a_seed_repeat():
+    model = nn.OutputFeedbackRNN(3, 4, 2, dtype=np.float64)
+    x, y = tr.randn(8, 2, 3, dtype=np.float64), tr.randn(8, 2, 2, dtype=np.float64)
+    first, second = (model(x, targets=y, teacher_forcing_ratio=0.5, rng=7).numpy() for _ in range(2))
+    np.testing.assert_array_equal(first, second)
+    assert not np.array_equal(first, model(x, targets=y, teacher_forcing_ratio=1.0).numpy())
 
 
 def test_teacher_signal_is_the_previous_target():
@@ -116,5 +138,10 @@ def test_feedback_rejects_bad_targets():
     model = nn.OutputFeedbackRNN(2, 3, 4, kind="classification")
     with pytest.raises(ValueError, match=r"class targets must have shape \(T, B\) = \(5, 2\)"):
         model(tr.randn(5, 2, 2), np.zeros((5, 3), dtype=np.int64))
+    for bad in (7, -1):  # -1 would have been fed back as the last class's one-hot vector
+        with pytest.raises(ValueError, match=r"class targets must be integers in \[0, 4\)"):
+            model(tr.randn(5, 2, 2), np.full((5, 2), bad))
+    with pytest.raises(ValueError, match="got float64"):
+        model(tr.randn(5, 2, 2), np.zeros((5, 2)))
     with pytest.raises(ValueError, match="kind must be one of"):
         nn.OutputFeedbackRNN(2, 3, 4, kind="ranking")

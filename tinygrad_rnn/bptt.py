@@ -56,7 +56,7 @@ def train_bptt(model, inputs, targets, loss_fn, optimizer, k: int = None, state=
         inputs = Tensor(inputs)
     length = inputs.shape[time_axis]
     result = BPTTResult(state=state)
-    for start, stop in windows(length, k or length):
+    for start, stop in windows(length, length if k is None else k):  # k = 0 is an error, not full BPTT
         index = (slice(None),) * time_axis + (slice(start, stop),)
         output, state = model(inputs[index], detach_state(result.state))
         loss = loss_fn(output, targets[index])

@@ -161,6 +161,7 @@ def next_step_pairs(series, length: int, stride: int = None) -> tuple:
 
 
 def _check_positive(task: str, **sizes) -> None:
-    bad = {name: value for name, value in sizes.items() if not (isinstance(value, (int, np.integer)) and value > 0)}
+    bad = {name: value for name, value in sizes.items()
+           if isinstance(value, bool) or not (isinstance(value, (int, np.integer)) and value > 0)}  # True is an int
     if bad:
         raise ValueError(f"{task}: " + ", ".join(f"{k} must be a positive integer, got {v!r}" for k, v in bad.items()))

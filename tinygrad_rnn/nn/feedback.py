@@ -23,9 +23,21 @@ from ..tensor import Tensor
 from . import init
 from .module import Module, Parameter
 
-__all__ = ["OutputFeedbackRNN"]
+__all__ = ["OutputFeedbackRNN", "teacher_forces", "coin_source"]
 
 KINDS = ("regression", "classification")
+
+
+def coin_source(rng) -> np.random.Generator:
+    """Where teacher forcing's coins come from: `rng` (a NumPy Generator, or a seed for a new
+    one), by default the generator tr.manual_seed seeds."""
+    return backend.random_state("cpu") if rng is None else np.random.default_rng(rng)
+
+
+def teacher_forces(ratio: float, rng: np.random.Generator) -> bool:
+    """One step's coin: True (feed the true previous target) with probability `ratio`. Ratios 1
+    and 0 draw no coin, so a run that always or never forces leaves the generator as it was."""
+    return ratio == 1.0 or (ratio > 0.0 and rng.random() < ratio)
 
 
 class OutputFeedbackRNN(Module):
@@ -54,21 +66,22 @@ class OutputFeedbackRNN(Module):
 
     def forward(self, x: Tensor, targets=None, teacher_forcing_ratio: float = 1.0, rng=None) -> Tensor:
         """Outputs o (T, B, O). With targets, step t is fed the true y_{t-1} with probability
-        teacher_forcing_ratio (a coin flip per step from `rng`, by default the seeded generator
-        of tr.manual_seed), else the model's own previous output; without targets, always its own."""
+        teacher_forcing_ratio (a coin per step from `rng`, a Generator or a seed, by default the
+        generator of tr.manual_seed; ratios 1 and 0 draw none), else the model's own previous
+        output; without targets, always its own."""
         if x.ndim != 3 or x.shape[-1] != self.input_size:
             raise ValueError(f"OutputFeedbackRNN: expected input of shape (T, B, {self.input_size}), got {x.shape}")
         if not 0.0 <= teacher_forcing_ratio <= 1.0:
             raise ValueError(f"OutputFeedbackRNN: teacher_forcing_ratio must lie in [0, 1], got {teacher_forcing_ratio}")
         steps, batch = x.shape[0], x.shape[1]
         teacher = None if targets is None else self._teacher_signal(targets, steps, batch, x)
-        rng = backend.random_state("cpu") if rng is None else rng
+        rng = coin_source(rng)
         fed = zeros(batch, self.output_size, dtype=x.dtype, device=x.device)
         outputs = []
         for t in range(steps):
             with autograd.time_step(t):
                 if t > 0:
-                    forced = teacher is not None and rng.random() < teacher_forcing_ratio
+                    forced = teacher is not None and teacher_forces(teacher_forcing_ratio, rng)
                     fed = teacher[t - 1] if forced else self._own_feedback(outputs[-1])
                 h = (x[t] @ self.weight_xh.T + fed @ self.weight_yh.T + self.bias_h).tanh()
                 h.name = "h"
@@ -88,7 +101,10 @@ class OutputFeedbackRNN(Module):
             if data.shape != (steps, batch):
                 raise ValueError(f"OutputFeedbackRNN: class targets must have shape (T, B) = {(steps, batch)}, "
                                  f"got {data.shape}")
-            data = np.eye(self.output_size)[data.astype(np.int64)]
+            if data.dtype.kind not in "iu" or data.size and (data.min() < 0 or data.max() >= self.output_size):
+                raise ValueError(f"OutputFeedbackRNN: class targets must be integers in [0, {self.output_size}), "
+                                 f"got {data.dtype} values from {data.min()} to {data.max()}")
+            data = np.eye(self.output_size)[data]
         elif data.shape != (steps, batch, self.output_size):
             raise ValueError(f"OutputFeedbackRNN: targets must have shape (T, B, O) = "
                              f"{(steps, batch, self.output_size)}, got {data.shape}")

@@ -32,7 +32,10 @@ class LeakyRNN(Module):
     def __init__(self, input_size: int, hidden_size: int, alpha=0.5, bias: bool = True,
                  batch_first: bool = False, learn_alpha: bool = False, dtype=None, device=None):
         super().__init__()
-        alpha = np.broadcast_to(np.asarray(alpha, dtype=np.float64), (hidden_size,)).copy()
+        alpha = np.asarray(alpha, dtype=np.float64)
+        if alpha.shape not in ((), (hidden_size,)):
+            raise ValueError(f"LeakyRNN: alpha must be one number or one per unit ({hidden_size}), got shape {alpha.shape}")
+        alpha = np.broadcast_to(alpha, (hidden_size,)).copy()
         if not np.all((alpha > 0) & (alpha <= 1)):
             raise ValueError(f"LeakyRNN: alpha must lie in (0, 1], got values from {alpha.min()} to {alpha.max()}")
         self.hidden_size, self.batch_first, self.learn_alpha = hidden_size, batch_first, learn_alpha
