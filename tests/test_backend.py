@@ -74,8 +74,14 @@ def test_device_environment_variable_is_honoured(device, monkeypatch):
 def test_a_bad_device_environment_variable_is_reported(monkeypatch):
     monkeypatch.setenv("TINYGRAD_RNN_DEVICE", "tpu")
     monkeypatch.setattr(backend, "_default_device", None)
-    with pytest.raises(ValueError, match="tpu"):
+    with pytest.raises(ValueError, match="environment variable TINYGRAD_RNN_DEVICE='tpu' .*unknown device 'tpu'"):
         tr.default_device()
+
+
+def test_an_empty_device_environment_variable_means_unset(monkeypatch):
+    monkeypatch.setenv("TINYGRAD_RNN_DEVICE", "  ")
+    monkeypatch.setattr(backend, "_default_device", None)
+    assert tr.default_device() == "cpu"
 
 
 def test_set_default_device(device):
@@ -143,6 +149,32 @@ def test_manual_seed_repeats_bit_for_bit(device, name, dtype):
     other = factory(3, 5, dtype=dtype, device=device).numpy()
     assert first.tobytes() == again.tobytes()
     assert first.tobytes() != other.tobytes()
+
+
+def test_rand_in_float32_stays_below_one(device):
+    """Seed 24's draw 424,357 is within 2^-25 of 1: rounded to float32 it was 1.0, outside [0, 1)."""
+    tr.manual_seed(24)
+    values = tr.rand(500_000, device=device).numpy()
+    assert values.dtype == np.float32 and values.max() < 1.0
+    assert values[424_357] == np.nextafter(np.float32(1), np.float32(0))
+    tr.manual_seed(24)
+    np.testing.assert_array_equal(tr.rand(500_000, dtype=np.float64, device=device).numpy()[:1000].astype(np.float32),
+                                  values[:1000])  # the other draws: float64 ones rounded, as documented
+
+
+def test_arange_takes_pytorchs_arguments(device):
+    assert tr.arange(5, step=2, device=device).tolist() == [0, 2, 4]  # step was dropped without a stop
+    assert tr.arange(2, 8, 3, device=device).tolist() == [2, 5]
+    assert tr.arange(1.0, 0.0, -0.5, device=device).tolist() == [1.0, 0.5]
+    with pytest.raises(ValueError, match="arange: step must be nonzero"):
+        tr.arange(0, 5, 0, device=device)
+
+
+@pytest.mark.parametrize("shape", [(2.5,), (-1, 2), ((2, True),)], ids=["float", "negative", "bool"])
+def test_factories_refuse_sizes_that_are_not_counts(device, shape):
+    for factory in (tr.zeros, tr.ones, tr.randn, tr.rand):
+        with pytest.raises(TypeError, match=r"sizes must be non-negative integers"):
+            factory(*shape, device=device)
 
 
 def test_draws_after_a_seed_continue_the_stream(device):

@@ -243,6 +243,14 @@ def test_sample_length_alphabet_and_seed(cell):
     assert data.sample(model, VOCAB, "ab", 0) == ""
 
 
+def test_sample_without_a_seed_follows_manual_seed():
+    model = tiny_model("gru")
+    tr.manual_seed(11)
+    first = data.sample(model, VOCAB, "ab", 40, temperature=1.5)
+    tr.manual_seed(11)
+    assert data.sample(model, VOCAB, "ab", 40, temperature=1.5) == first
+
+
 def test_sample_at_low_temperature_is_greedy():
     model = tiny_model().eval()
     assert data.sample(model, VOCAB, "hag", 30, temperature=1e-6, seed=0) == greedy_decode(model, "hag", 30)

@@ -23,7 +23,8 @@ __all__ = [
 
 ARRAY_TYPES: tuple = (np.ndarray,) if _cupy is None else (np.ndarray, _cupy.ndarray)
 
-_GPU_INSTALL_HINT = "install CuPy with `pip install tinygrad-rnn[gpu]` (CuPy for CUDA 12)"
+_GPU_INSTALL_HINT = ("install CuPy with `pip install tinygrad-rnn[gpu]` (CuPy for CUDA 12; from a checkout "
+                     "`pip install -e '.[gpu]'`, or CuPy alone: `pip install cupy-cuda12x`)")
 
 
 def cuda_available() -> bool:
@@ -68,7 +69,12 @@ def default_device() -> str:
     """The device new tensors go to: set_default_device(), else $TINYGRAD_RNN_DEVICE, else "cpu"."""
     global _default_device
     if _default_device is None:
-        _default_device = normalize_device(os.environ.get("TINYGRAD_RNN_DEVICE", "cpu"))
+        name = os.environ.get("TINYGRAD_RNN_DEVICE", "").strip() or "cpu"  # set but empty: unset
+        try:
+            _default_device = normalize_device(name)
+        except (ValueError, RuntimeError) as error:
+            raise type(error)(f"the environment variable TINYGRAD_RNN_DEVICE={name!r} names the default device: "
+                              f"{error} (unset it or set it to 'cpu' to work on the CPU)") from None
     return _default_device
 
 

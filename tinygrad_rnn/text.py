@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import autograd
+from . import autograd, backend
 from .nn.module import Module
 
 __all__ = ["Vocabulary", "load_text", "CharCorpus", "bptt_batches", "sample", "PACKAGED_CORPUS"]
@@ -153,7 +153,7 @@ def sample(model, vocab: Vocabulary, prime: str, length: int, temperature: float
     greedy argmax), tau > 1 flattens it towards uniform. Runs under no_grad; a Module runs in
     eval mode (dropout off) and gets its modes back afterwards.
     Returns the `length` generated characters (without the prime); the same seed gives the same
-    string.
+    string, and without one the draws come from the generator tr.manual_seed seeds.
     """
     if not temperature > 0:
         raise ValueError(f"sample: temperature must be > 0 (use a small value such as 1e-3 for "
@@ -162,7 +162,7 @@ def sample(model, vocab: Vocabulary, prime: str, length: int, temperature: float
         raise ValueError("sample: prime must hold at least one character (it conditions the first draw)")
     if length < 0:
         raise ValueError(f"sample: length must be non-negative, got {length}")
-    rng = np.random.default_rng(seed)
+    rng = backend.random_state("cpu") if seed is None else np.random.default_rng(seed)
     drawn = []
     with autograd.no_grad(), _eval_mode(model):
         logits, state = model(vocab.encode(prime)[:, None], None)
