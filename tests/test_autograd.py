@@ -489,6 +489,29 @@ def test_gradcheck_names_the_input_and_entry_of_a_wrong_gradient(device):
         tr.gradcheck(product_with_doubled_gradient_for_y, [x, y])
 
 
+def test_gradcheck_passes_an_input_the_output_does_not_read(device):
+    """Its gradient is exactly 0, which finite differences confirm (backward of a result that
+    needs no gradient used to raise first)."""
+    x, y = param([0.5, -1.0], device), Tensor([2.0, 3.0], dtype=np.float64, device=device)
+    assert tr.gradcheck(lambda a, b: b * 2.0, [x, y])
+    assert tr.gradcheck(lambda a, b: (a * 0 + b, b), [x, y])
+
+
+def test_gradcheck_leaves_the_inputs_grad_as_it_was(device):
+    x = param([0.5, -1.0], device)
+    assert tr.gradcheck(lambda a: a * a, [x]) and x.grad is None
+    x.grad = Tensor([7.0, 8.0], dtype=np.float64, device=device)
+    assert tr.gradcheck(lambda a: a * a, [x])
+    np.testing.assert_array_equal(x.grad.numpy(), [7.0, 8.0])
+
+
+def test_gradcheck_counts_a_nan_among_the_entries_outside(device):
+    """sqrt at 0: finite differences give NaN (sqrt(-eps)), backward inf: 1 of 2 entries is off."""
+    x = param([0.0, 1.0], device)
+    with np.errstate(divide="ignore", invalid="ignore"), pytest.raises(AssertionError, match=r"entry \(0,\): expected nan .*obtained inf .*1 of 2 entries outside"):
+        tr.gradcheck(lambda a: a.sqrt(), [x])
+
+
 def test_gradcheck_needs_float64(device):
     x = param([0.5], device, dtype=np.float32)
     with pytest.raises(TypeError, match="float64"):

@@ -299,3 +299,45 @@ def test_forget_gate_bias(device):
         np.testing.assert_array_equal(values, expected, err_msg=key)
     with pytest.raises(ValueError):
         init.forget_gate_bias_(nn.LSTM(3, H, bias=False))
+
+
+def test_forget_gate_bias_touches_only_lstms(device):
+    """A GRU's rows H..2H are its update gate: a GRU or RNN is refused, and in a model holding
+    an LSTM and a GRU only the LSTM changes."""
+    for other in (nn.GRU(3, 4, device=device), nn.RNN(3, 4, device=device), nn.GRUCell(3, 4, device=device)):
+        before = other.state_dict()
+        with pytest.raises(ValueError, match="has no nn.LSTM or nn.LSTMCell"):
+            init.forget_gate_bias_(other, 1.0)
+        assert all(np.array_equal(other.state_dict()[k], v) for k, v in before.items())
+
+    class Both(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.gru, self.cell = nn.GRU(3, 4, device=device), nn.LSTMCell(3, 4, device=device)
+    model = Both()
+    gru_before = model.gru.state_dict()
+    init.forget_gate_bias_(model, 1.5)
+    np.testing.assert_array_equal(model.cell.bias_ih.numpy()[4:8], np.full(4, 1.5))
+    assert all(np.array_equal(model.gru.state_dict()[k], v) for k, v in gru_before.items())
+
+
+@pytest.mark.parametrize("shape", [(300, 200), (60, 40, 5)], ids=["2d", "3d"])
+def test_fans_gains_and_the_xavier_and_kaiming_scales_are_pytorchs(shape):
+    """fan_in = shape[1] * receptive field, fan_out = shape[0] * receptive field (a 3-D tensor's
+    fans once left the receptive field out of fan_out); the scales of torch.nn.init's docs."""
+    receptive = int(np.prod(shape[2:]))
+    fan_in, fan_out = shape[1] * receptive, shape[0] * receptive
+    scales = {"xavier_uniform_": (lambda t: init.xavier_uniform_(t, gain=2.0), 2.0 * np.sqrt(6 / (fan_in + fan_out))),
+              "kaiming_uniform_": (init.kaiming_uniform_, np.sqrt(3) * np.sqrt(2) / np.sqrt(fan_in)),
+              "kaiming_uniform_fan_out": (lambda t: init.kaiming_uniform_(t, mode="fan_out", nonlinearity="tanh"),
+                                          np.sqrt(3) * 5 / 3 / np.sqrt(fan_out))}
+    for name, (fill, bound) in scales.items():
+        values = fill(tr.zeros(shape, dtype=np.float64)).numpy()
+        assert np.abs(values).max() <= bound and np.abs(values).max() > 0.99 * bound, name
+    for fill, std in ((init.xavier_normal_, np.sqrt(2 / (fan_in + fan_out))),
+                      (lambda t: init.kaiming_normal_(t, a=0.2), np.sqrt(2 / 1.04) / np.sqrt(fan_in))):
+        assert fill(tr.zeros(shape, dtype=np.float64)).numpy().std() == pytest.approx(std, rel=0.02)
+    assert [init.calculate_gain(n) for n in ("linear", "sigmoid", "tanh", "relu", "selu")] == [1, 1, 5 / 3, np.sqrt(2), 0.75]
+    assert init.calculate_gain("leaky_relu", 0.2) == pytest.approx(np.sqrt(2 / 1.04), rel=1e-15)
+    with pytest.raises(ValueError, match="unsupported nonlinearity 'softplus'"):
+        init.calculate_gain("softplus")

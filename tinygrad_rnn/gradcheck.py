@@ -28,8 +28,9 @@ def gradcheck(fn, inputs, eps: float = 1e-6, atol: float = 1e-5, rtol: float = 1
     """True if fn's gradients match finite differences for every input that requires grad.
 
     fn: Tensors -> Tensor (or a tuple of Tensors, all weighted into S). inputs: a sequence of
-    Tensors; those with requires_grad are checked and must be float64. Raises GradcheckError
-    naming the input, the worst entry, the expected (numeric) and obtained (analytic) values.
+    Tensors; those with requires_grad are checked and must be float64 (their .grad is left as it
+    was). Raises GradcheckError naming the input, the worst entry, the expected (numeric) and
+    obtained (analytic) values.
     """
     inputs = list(inputs)
     checked = [i for i, t in enumerate(inputs) if isinstance(t, Tensor) and t.requires_grad]
@@ -49,12 +50,20 @@ def gradcheck(fn, inputs, eps: float = 1e-6, atol: float = 1e-5, rtol: float = 1
             total = total + (o * backend.to_device(w, o.device)).sum()
         return total
 
-    for t in inputs:
-        if isinstance(t, Tensor):
-            t.grad = None
-    scalar(*inputs).backward()
+    kept = {i: inputs[i].grad for i in checked}  # the caller's .grad, given back afterwards
     for i in checked:
-        _check_input(scalar, inputs, i, eps, atol, rtol, max_entries, directions, rng)
+        inputs[i].grad = None
+    try:
+        total = scalar(*inputs)
+        if isinstance(total, Tensor) and total.requires_grad:  # else no checked input reaches it: all zero
+            total.backward()
+        analytic = {i: np.zeros(inputs[i].shape) if inputs[i].grad is None
+                    else inputs[i].grad.numpy().astype(np.float64) for i in checked}
+    finally:
+        for i, grad in kept.items():
+            inputs[i].grad = grad
+    for i in checked:
+        _check_input(scalar, inputs, i, analytic[i], eps, atol, rtol, max_entries, directions, rng)
     return True
 
 
@@ -63,16 +72,16 @@ def _outputs(result) -> list:
     return [o for o in outputs if isinstance(o, Tensor) and o.dtype.kind == "f"]
 
 
-def _check_input(scalar, inputs, i, eps, atol, rtol, max_entries, directions, rng) -> None:
+def _check_input(scalar, inputs, i, analytic, eps, atol, rtol, max_entries, directions, rng) -> None:
     x = inputs[i]
-    analytic = np.zeros(x.shape) if x.grad is None else x.grad.numpy().astype(np.float64)
     original = x.data.copy()
 
     def value_at(perturbation):
         # asarray: 0-d array + 0-d array gives a NumPy scalar, and a Tensor must hold an array
         x.data = backend.array_module(original).asarray(original + backend.to_device(perturbation, x.device))
         with no_grad():
-            return float(scalar(*inputs).item())
+            total = scalar(*inputs)
+            return float(total.item()) if isinstance(total, Tensor) else float(total)
 
     try:
         if x.size <= max_entries:
@@ -100,9 +109,11 @@ def _check_input(scalar, inputs, i, eps, atol, rtol, max_entries, directions, rn
 
 def _compare(i, shape, numeric, analytic, atol, rtol) -> None:
     error = np.abs(numeric - analytic) - (atol + rtol * np.abs(numeric))
-    if np.all(error <= 0):
+    outside = ~(error <= 0)  # NaN counts as outside
+    if not outside.any():
         return
+    error = np.where(np.isnan(error), np.inf, error)  # the worst entry: a NaN first
     worst = tuple(int(i) for i in np.unravel_index(int(np.argmax(error)), shape)) if shape else ()
     raise GradcheckError(f"gradcheck: input {i} (shape {shape}) entry {worst}: expected {numeric[worst]:.10g} "
                          f"(finite differences), obtained {analytic[worst]:.10g} (backward); "
-                         f"{int(np.sum(error > 0))} of {numeric.size} entries outside atol={atol}, rtol={rtol}")
+                         f"{int(outside.sum())} of {numeric.size} entries outside atol={atol}, rtol={rtol}")
