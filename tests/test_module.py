@@ -210,6 +210,25 @@ def test_embedding_backward_accumulates_repeats(device):
     np.testing.assert_array_equal(table.weight.grad.numpy(), expected)
 
 
+@pytest.mark.parametrize("padding_idx", [0, -1], ids=["first", "last"])
+def test_embedding_padding_row_starts_at_zero_and_gets_no_gradient(device, padding_idx):
+    table = nn.Embedding(6, 3, padding_idx=padding_idx, device=device)
+    pad = padding_idx % 6
+    np.testing.assert_array_equal(table.weight.numpy()[pad], np.zeros(3))
+    indices = np.array([2, pad, 2, pad, 0 if pad else 5])
+    upstream = np.arange(15, dtype=np.float32).reshape(5, 3)
+    out = table(indices)
+    np.testing.assert_array_equal(out.numpy(), table.weight.numpy()[indices])
+    (out * upstream).sum().backward()
+    expected = np.zeros((6, 3), np.float32)
+    for row, g in zip(indices, upstream):
+        if row != pad:
+            expected[row] += g
+    np.testing.assert_array_equal(table.weight.grad.numpy(), expected)
+    with pytest.raises(ValueError, match=r"padding_idx must lie in \[-6, 6\), got 6"):
+        nn.Embedding(6, 3, padding_idx=6)
+
+
 @pytest.mark.parametrize("indices,low,high", [([0, 6], 0, 6), ([-1, 2], -1, 2)], ids=["too_large", "negative"])
 def test_embedding_rejects_out_of_range(indices, low, high, device):
     table = nn.Embedding(6, 3, device=device)

@@ -103,14 +103,21 @@ def dropout(x: Tensor, p: float = 0.5, training: bool = True) -> Tensor:
     return x * backend.to_device((keep / (1.0 - p)).astype(x.dtype), x.device)
 
 
-def embedding(indices, weight: Tensor) -> Tensor:
+def embedding(indices, weight: Tensor, padding_idx: int = None) -> Tensor:
     """Rows of weight (num, dim) picked by integer indices of any shape -> (*indices.shape, dim);
-    the backward scatter-adds into the picked rows (repeated indices accumulate)."""
+    the backward scatter-adds into the picked rows (repeated indices accumulate), except into row
+    padding_idx (when given; negative counts from the end), which gets no gradient, as PyTorch's."""
     idx = _indices(indices, weight, "embedding")
-    if idx.size and (int(idx.min()) < 0 or int(idx.max()) >= weight.shape[0]):
-        raise IndexError(f"embedding: indices must lie in [0, {weight.shape[0]}), got values from "
+    num = weight.shape[0]
+    if idx.size and (int(idx.min()) < 0 or int(idx.max()) >= num):
+        raise IndexError(f"embedding: indices must lie in [0, {num}), got values from "
                          f"{int(idx.min())} to {int(idx.max())}")
-    return weight[idx]
+    if padding_idx is None:
+        return weight[idx]
+    if not -num <= padding_idx < num:
+        raise IndexError(f"embedding: padding_idx must lie in [-{num}, {num}), got {padding_idx}")
+    padding = (idx == padding_idx % num)[..., None]
+    return ops.where(padding, weight.detach()[idx], weight[idx])
 
 
 def _indices(indices, like: Tensor, op: str):

@@ -41,19 +41,27 @@ class Embedding(Module):
     """y = weight[indices].   indices: integers of any shape (*) -> y: (*, embedding_dim).
 
     weight: (num_embeddings, embedding_dim) ~ N(0, 1) as PyTorch's default; the backward
-    scatter-adds into the rows that were picked.
+    scatter-adds into the rows that were picked. With padding_idx, as PyTorch's, that row starts
+    at zeros and gets no gradient, so padding embeds as zeros throughout training.
     """
 
-    def __init__(self, num_embeddings: int, embedding_dim: int, dtype=None, device=None):
+    def __init__(self, num_embeddings: int, embedding_dim: int, padding_idx: int = None, dtype=None, device=None):
         super().__init__()
+        if padding_idx is not None and not -num_embeddings <= padding_idx < num_embeddings:
+            raise ValueError(f"Embedding: padding_idx must lie in [-{num_embeddings}, {num_embeddings}), "
+                             f"got {padding_idx}")
         self.num_embeddings, self.embedding_dim = num_embeddings, embedding_dim
+        self.padding_idx = None if padding_idx is None else padding_idx % num_embeddings
         self.weight = init.normal_(Parameter(zeros(num_embeddings, embedding_dim, dtype=dtype, device=device)))
+        if self.padding_idx is not None:
+            self.weight.data[self.padding_idx] = 0
 
     def forward(self, indices) -> Tensor:
-        return F.embedding(indices, self.weight)
+        return F.embedding(indices, self.weight, self.padding_idx)
 
     def extra_repr(self) -> str:
-        return f"{self.num_embeddings}, {self.embedding_dim}"
+        return f"{self.num_embeddings}, {self.embedding_dim}" + (
+            f", padding_idx={self.padding_idx}" if self.padding_idx is not None else "")
 
 
 class Dropout(Module):
