@@ -15,7 +15,7 @@ from .tensor import Tensor
 __all__ = ["SCALARS", "as_operands", "as_operand", "broadcast_error", "normalize_axis", "normalize_axes"]
 
 SCALARS = (int, float, bool, np.number, np.bool_)
-_PYTHON_DTYPES = {bool: np.dtype(bool), int: np.dtype(np.int64), float: np.dtype(np.float64)}  # kinds, at no cost
+_PYTHON_DTYPES = {bool: np.dtype(bool), int: np.dtype(np.int64), float: np.dtype(np.float64)}  # looked up, not computed
 
 
 def as_operands(a, b, op: str):

@@ -58,8 +58,8 @@ def getitem(a: Tensor, index) -> Tensor:
     """y = a[index] (slices, integers, integer arrays, boolean masks);
     dL/da = g at index, zero elsewhere (repeated indices accumulate)"""
     ad = a.data
-    if index.__class__ is int:  # t[i], as the per-step layers take their steps: basic, and in range on
-        try:                    # every device once NumPy or CuPy has taken it
+    if index.__class__ is int:  # x[t] and s[0], as the per-step layers index: a basic index, which
+        try:                    # NumPy and CuPy both bound-check themselves (the fast path)
             out = ad[index]
         except IndexError as error:
             raise IndexError(f"getitem: {error} (tensor of shape {ad.shape})") from None
