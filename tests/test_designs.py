@@ -41,6 +41,16 @@ def test_leaky_gradients_including_a_learned_time_constant():
     np.testing.assert_allclose(model.alpha.numpy(), [0.2, 0.4, 0.6, 0.8], rtol=1e-12)
 
 
+def test_leaky_alpha_follows_the_weights_to_their_dtype_and_device(device):
+    """A fixed alpha is no Parameter, so .to() did not move it: it stayed float32 after .double()
+    (and would have stayed on the CPU after .to('cuda'))."""
+    model = nn.LeakyRNN(2, 3, alpha=[0.25, 0.5, 0.75]).double().to(device)
+    assert model.alpha.dtype == np.float64 and model.alpha.device == model.cell.weight_hh.device
+    np.testing.assert_array_equal(model.alpha.numpy(), [0.25, 0.5, 0.75])
+    output, _ = model(tr.randn(4, 2, 2, dtype=np.float64, device=device))
+    assert output.dtype == np.float64
+
+
 def test_leaky_rejects_bad_alpha_and_shapes():
     with pytest.raises(ValueError, match="alpha must lie in"):
         nn.LeakyRNN(2, 3, alpha=1.5)

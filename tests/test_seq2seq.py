@@ -132,6 +132,14 @@ def test_encoder_shapes_and_final_state(cell, bidirectional, layers):
     np.testing.assert_allclose(final.numpy(), summary, rtol=1e-6)
 
 
+def test_source_lengths_given_as_a_tensor_or_an_array_mean_the_same():
+    src, tgt, given = reversal_task(4, 2, 5, seed=1)
+    model = nn.Seq2Seq(VOCAB, VOCAB, 5, 6)
+    expected = model(src, tgt, src_lengths=list(given)).numpy()
+    for form in (np.asarray(given), tr.Tensor(np.asarray(given))):
+        np.testing.assert_array_equal(model(src, tgt, src_lengths=form).numpy(), expected)
+
+
 def test_dot_attention_after_a_bidirectional_encoder_is_refused_by_name():
     with pytest.raises(ValueError, match=r"Seq2Seq: dot attention .* 2 x 6; use attention='general'"):
         nn.Seq2Seq(VOCAB, VOCAB, 5, 6, attention="dot", bidirectional=True)

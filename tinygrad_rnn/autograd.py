@@ -363,15 +363,14 @@ def _seed_gradient(root: Tensor, grad, caller: str):
                 f"{tuple(root.shape)}; reduce it first (loss.sum() or loss.mean()) or pass backward(grad=...) "
                 "of the same shape")
         return xp.ones_like(root.data)
-    g = grad.data if isinstance(grad, Tensor) else xp.asarray(grad, dtype=root.data.dtype)
-    if g.dtype != root.data.dtype:  # the gradients take the tensor's dtype, as the leaves' .grad will
-        g = g.astype(root.data.dtype)
+    g = grad.data if isinstance(grad, Tensor) else grad
+    if isinstance(g, ARRAY_TYPES) and array_module(g) is not xp:
+        raise RuntimeError(f"{caller}: grad is on a different device than the tensor; move it with .to()")
+    g = xp.asarray(g, dtype=root.data.dtype)  # the tensor's dtype, as the leaves' .grad will have
     if g.shape != root.data.shape:
         raise RuntimeError(f"{caller}: grad has shape {tuple(g.shape)} but the tensor has shape "
                            f"{tuple(root.data.shape)}; they must match")
-    if array_module(g) is not xp:
-        raise RuntimeError(f"{caller}: grad is on a different device than the tensor; move it with .to()")
-    return g if g.__class__ in ARRAY_TYPES else xp.asarray(g)  # a constant tensor may hold a NumPy scalar
+    return g
 
 
 def _accumulate(node: Tensor, g) -> None:

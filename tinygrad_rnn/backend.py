@@ -188,27 +188,23 @@ def is_floating(dtype) -> bool:
 
 # ---------------------------------------------------------------- random numbers
 _rng_seed = None
-_generators: dict = {}
+_generator = None  # made on first use from _rng_seed (None: fresh entropy)
 
 
 def seed_all(seed: int) -> None:
-    """Reseed the generators of every backend: the same seed gives the same numbers on each."""
-    global _rng_seed
-    _rng_seed = int(seed)
-    _generators.clear()
+    """Reseed the generator random_state gives: the same seed gives the same numbers on every backend."""
+    global _rng_seed, _generator
+    _rng_seed, _generator = int(seed), None
 
 
-def random_state(device: str):
-    """The random generator of `device`: NumPy's Generator on the CPU, CuPy's on a GPU."""
-    generator = _generators.get(device)
-    if generator is None:
-        if device == "cpu":
-            generator = np.random.default_rng(_rng_seed)
-        else:
-            with device_context(device):
-                generator = _cupy.random.default_rng(_rng_seed)
-        _generators[device] = generator
-    return generator
+def random_state() -> np.random.Generator:
+    """The one seeded generator every random draw comes from (factories, init, dropout, the
+    reservoirs, teacher forcing's coins, sampling): NumPy's, on the host. Draws are moved to their
+    device afterwards, so a seed gives the same numbers on every backend."""
+    global _generator
+    if _generator is None:
+        _generator = np.random.default_rng(_rng_seed)
+    return _generator
 
 
 def scatter_add(target, index, values) -> None:

@@ -53,14 +53,14 @@ def ones_like(t: Tensor, requires_grad=False) -> Tensor:
 
 def randn(*shape, dtype=None, device=None, requires_grad=False) -> Tensor:
     """Standard normal samples N(0, 1)."""
-    return _make(backend.random_state("cpu").standard_normal(_shape(shape, "randn")), dtype, device, requires_grad)
+    return _make(backend.random_state().standard_normal(_shape(shape, "randn")), dtype, device, requires_grad)
 
 
 def rand(*shape, dtype=None, device=None, requires_grad=False) -> Tensor:
     """Uniform samples in [0, 1) (drawn in float64: the few that would round up to 1 in float32
     are the largest float below 1 instead)."""
     dtype = backend.default_dtype() if dtype is None else backend.as_dtype(dtype)
-    values = backend.random_state("cpu").random(_shape(shape, "rand")).astype(dtype)
+    values = backend.random_state().random(_shape(shape, "rand")).astype(dtype)
     below_one = np.nextafter(dtype.type(1), dtype.type(0))
     return _make(np.minimum(values, below_one, out=values), dtype, device, requires_grad)
 

@@ -99,7 +99,7 @@ def dropout(x: Tensor, p: float = 0.5, training: bool = True) -> Tensor:
         return x
     if p == 1.0:  # nothing kept, and no 1 / (1 - p) to scale by
         return x * 0.0
-    keep = backend.random_state("cpu").random(x.shape) >= p  # drawn on the host: one seed, one mask everywhere
+    keep = backend.random_state().random(x.shape) >= p  # drawn on the host: one seed, one mask everywhere
     return x * backend.to_device((keep / (1.0 - p)).astype(x.dtype), x.device)
 
 

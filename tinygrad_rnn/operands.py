@@ -9,7 +9,6 @@ import builtins
 import numpy as np
 
 from . import backend
-from .backend import array_module
 from .tensor import Tensor
 
 __all__ = ["SCALARS", "as_operands", "as_operand", "broadcast_error", "normalize_axis", "normalize_axes"]
@@ -43,9 +42,9 @@ def as_operand(x, like: Tensor, op: str) -> Tensor:
             raise RuntimeError(f"{op}: operands are on different devices ({like.device} and {x.device}); "
                                "move one with .to(device) first")
         return x
-    if isinstance(x, SCALARS):
+    if isinstance(x, SCALARS):  # a NumPy scalar, as above: no 0-d array to make (and copy to a GPU)
         values = _PYTHON_DTYPES.get(x.__class__) or np.asarray(x).dtype
-        return Tensor._wrap(array_module(data).asarray(x, dtype=_values_dtype(values, data.dtype)))
+        return Tensor._wrap((_values_dtype(values, data.dtype) or values).type(x))
     if isinstance(x, backend.ARRAY_TYPES):
         if backend.array_device(x) != like.device:
             raise RuntimeError(f"{op}: an array on {backend.array_device(x)} met a tensor on {like.device}; "

@@ -101,7 +101,7 @@ def pow(a, b) -> Tensor:
 def _pow_backward(out, g):
     a, b = out._parents
     ad, bd = a.data, b.data
-    xp = array_module(ad)
+    xp = array_module(out.data)  # (the base may be a NumPy scalar: 2.0 ** t)
     ga = gb = None
     if a.requires_grad:
         if bd.ndim == 0 and bd != 0:  # x ** 2 and the like: no zero exponent to mind

@@ -8,6 +8,8 @@ Gradient clipping lives in nn.utils.
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from . import backend
@@ -97,7 +99,7 @@ class Optimizer:
                 if tuple(np.shape(value)) != p.shape:
                     raise ValueError(f"{type(self).__name__}.load_state_dict: state {name!r} of parameter {k} has "
                                      f"shape {tuple(np.shape(value))}, the parameter has {p.shape}")
-                self.state[int(k)][name] = backend.to_device(np.asarray(value, dtype=p.dtype), p.device)
+                self.state[int(k)][name] = backend.to_device(value, p.device).astype(p.dtype)  # a copy, either way
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v}" for k, v in self.hyperparameters().items())
@@ -243,7 +245,7 @@ class Adam(Optimizer):
             v_max = self._buffer(state, "max_exp_avg_sq", p)
             xp.maximum(v_max, v, out=v_max)
             v = v_max
-        denominator = xp.sqrt(v) / np.sqrt(1 - beta2 ** t) + self.eps
+        denominator = xp.sqrt(v) / math.sqrt(1 - beta2 ** t) + self.eps  # a Python float: v's dtype stays
         p -= (self.lr / (1 - beta1 ** t)) * m / denominator
 
 

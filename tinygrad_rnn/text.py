@@ -162,7 +162,7 @@ def sample(model, vocab: Vocabulary, prime: str, length: int, temperature: float
         raise ValueError("sample: prime must hold at least one character (it conditions the first draw)")
     if length < 0:
         raise ValueError(f"sample: length must be non-negative, got {length}")
-    rng = backend.random_state("cpu") if seed is None else np.random.default_rng(seed)
+    rng = backend.random_state() if seed is None else np.random.default_rng(seed)
     drawn = []
     with autograd.no_grad(), _eval_mode(model):
         logits, state = model(vocab.encode(prime)[:, None], None)

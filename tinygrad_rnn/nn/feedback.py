@@ -31,7 +31,7 @@ KINDS = ("regression", "classification")
 def coin_source(rng) -> np.random.Generator:
     """Where teacher forcing's coins come from: `rng` (a NumPy Generator, or a seed for a new
     one), by default the generator tr.manual_seed seeds."""
-    return backend.random_state("cpu") if rng is None else np.random.default_rng(rng)
+    return backend.random_state() if rng is None else np.random.default_rng(rng)
 
 
 def teacher_forces(ratio: float, rng: np.random.Generator) -> bool:

@@ -23,7 +23,7 @@ def _fill(t: Tensor, values: np.ndarray) -> Tensor:
 
 
 def _rng():
-    return backend.random_state("cpu")
+    return backend.random_state()
 
 
 def uniform_(t: Tensor, a: float = 0.0, b: float = 1.0) -> Tensor:

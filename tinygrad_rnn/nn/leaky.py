@@ -45,12 +45,15 @@ class LeakyRNN(Module):
             self.alpha_logit = Parameter(np.log(clipped / (1 - clipped)), dtype=self.cell.weight_hh.dtype,
                                          device=device)
         else:
-            self._alpha = Tensor(alpha, dtype=self.cell.weight_hh.dtype, device=device)
+            self._alpha = alpha  # host float64: alpha takes the weights' dtype and device, after .to() too
 
     @property
     def alpha(self) -> Tensor:
-        """The leak rates, (H,)."""
-        return self.alpha_logit.sigmoid() if self.learn_alpha else self._alpha
+        """The leak rates, (H,), in the dtype and on the device of the cell's weights."""
+        if self.learn_alpha:
+            return self.alpha_logit.sigmoid()
+        weight = self.cell.weight_hh
+        return Tensor(self._alpha, dtype=weight.dtype, device=weight.device)
 
     def forward(self, x: Tensor, h0: Tensor = None):
         if x.ndim != 3:

@@ -70,7 +70,7 @@ class ESN(Module):
         self.input_size, self.reservoir_size = input_size, reservoir_size
         self.spectral_radius, self.leak_rate, self.input_scaling = spectral_radius, leak_rate, input_scaling
         self.density, self.ridge = density, ridge
-        rng = np.random.default_rng(seed) if seed is not None else backend.random_state("cpu")
+        rng = np.random.default_rng(seed) if seed is not None else backend.random_state()
         w_in = rng.uniform(-input_scaling, input_scaling, (reservoir_size, 1 + input_size))
         w = _sparse_reservoir(rng, reservoir_size, density, spectral_radius)
         self.W_in = Parameter(w_in, requires_grad=False, dtype=dtype or np.float64,

@@ -149,7 +149,8 @@ class Encoder(Module):
 def source_lengths(src_lengths, steps: int, batch: int) -> np.ndarray:
     """src_lengths as an integer array (B,), each in [1, S]; a ValueError otherwise (a length of 0
     would have read the summary from the last step, as index -1)."""
-    lengths = np.asarray(src_lengths.numpy() if hasattr(src_lengths, "numpy") else src_lengths)
+    data = src_lengths.data if isinstance(src_lengths, Tensor) else src_lengths
+    lengths = backend.to_numpy(data) if isinstance(data, backend.ARRAY_TYPES) else np.asarray(data)
     if lengths.shape != (batch,) or lengths.dtype.kind not in "iu":
         raise ValueError(f"Encoder: src_lengths must be {batch} integers, one per source column, got "
                          f"{lengths.dtype} of shape {lengths.shape}")
@@ -211,7 +212,7 @@ class Seq2Seq(Module):
     forward(src (S, B), tgt (T, B), teacher_forcing_ratio=1.0, src_lengths=None, rng=None)
     -> logits (T, B, V): step t predicts tgt[t] from sos, tgt[0], ..., tgt[t-1] (teacher
     forcing) or from the model's own argmaxes. Per step a coin with P(heads) = ratio, drawn from
-    rng (a NumPy Generator or a seed; default the seeded tinygrad_rnn.backend.random_state("cpu"),
+    rng (a NumPy Generator or a seed; default the seeded tinygrad_rnn.backend.random_state(),
     so tr.manual_seed makes runs repeat) picks the truth for steps 1..T-1 (step 0 reads sos);
     ratios 1 and 0 draw no coins.
     greedy_decode(src, max_len, src_lengths=None) -> (tokens (T, B) int64, weights (T, B, S)),
@@ -238,7 +239,7 @@ class Seq2Seq(Module):
         keys, final = self.encoder(src, src_lengths)  # checks src_lengths
         mask = None
         if src_lengths is not None:
-            lengths = np.asarray(src_lengths)
+            lengths = source_lengths(src_lengths, *keys.shape[:2])  # host integers, wherever they came from
             mask = backend.to_device(np.arange(keys.shape[0])[:, None] < lengths[None, :], keys.device)
         with autograd.scope("decoder.attention"):
             projected = self.decoder.attention.project_keys(keys)
