@@ -71,7 +71,7 @@ def default_device() -> str:
     if _default_device is None:
         name = os.environ.get("TINYGRAD_RNN_DEVICE", "").strip() or "cpu"  # set but empty: unset
         try:
-            _default_device = normalize_device(name)
+            _default_device = _made_current(normalize_device(name))
         except (ValueError, RuntimeError) as error:
             raise type(error)(f"the environment variable TINYGRAD_RNN_DEVICE={name!r} names the default device: "
                               f"{error} (unset it or set it to 'cpu' to work on the CPU)") from None
@@ -81,7 +81,16 @@ def default_device() -> str:
 def set_default_device(device) -> None:
     """Make `device` ("cpu", "cuda", "cuda:N") the default for tensors created afterwards."""
     global _default_device
-    _default_device = normalize_device(device)
+    _default_device = _made_current(normalize_device(device))
+
+
+def _made_current(device: str) -> str:
+    """`device`, made CuPy's current device when it is a GPU: CuPy runs every kernel and allocates
+    every array of an op on its current device, so a default cuda:1 must be current to work. (Tensors
+    on two GPUs in one program are not supported: ops between them raise, naming both.)"""
+    if device != "cpu":
+        _cupy.cuda.Device(int(device[5:])).use()
+    return device
 
 
 def array_device(array) -> str:
@@ -140,19 +149,6 @@ def to_numpy(array) -> np.ndarray:
     return np.asarray(array)
 
 
-def device_context(device: str):
-    """A context manager making `device` current for allocations (a no-op for the CPU)."""
-    if device == "cpu":
-        return _NullContext()
-    return _cupy.cuda.Device(int(device[5:]))
-
-
-class _NullContext:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
 
 
 # ---------------------------------------------------------------- dtypes
