@@ -72,6 +72,33 @@ def test_reading_when_every_model_fails(results):
     assert len(result) == 1 and "they never learned" in result[0]
 
 
+def test_a_short_run_is_named_as_a_reason_and_the_bins_are_the_ones_drawn(results):
+    """60 steps: the failure paragraph says so, and the caption gives the bins the figure uses
+    (6 steps; it said 25 whatever the run's length)."""
+    for m in results["models"].values():
+        m["final_mse"] = 0.2
+    assert "60 training steps are few" in report.reading(results)["result"][0]
+    text = report.page(results)
+    assert report.bin_width(60) == 6 and "mean of every 6 steps" in text and "every 25 steps" not in text
+    results["settings"]["steps"] = 2000
+    assert "mean of every 25 steps" in report.page(results) and report.bin_width(5) == 1
+
+
+def test_the_matrices_paragraph_follows_the_measured_verdict_above_the_bound(results):
+    """sigma_1 above 1/gamma: the weights do not force vanishing, and the text says what was measured
+    (it said 'it comes from the saturated tanh derivatives' even for an exploding gradient)."""
+    rnn = results["models"]["RNN"]["flow_end"]
+    rnn["recurrent"] = [{"name": "rnn.weight_hh_l0", "spectral_radius": 1.4, "singular_value": 1.6, "threshold": 1.0}]
+    for measured, phrase in (("exploding", "and here it is exploding"), ("vanishing", "saturated tanh")):
+        rnn["verdict"] = measured
+        matrices = " ".join(report.reading(results)["matrices"])
+        assert "above the 1/&#947; = 1" in matrices and phrase in matrices
+
+
+def test_alt_text_keeps_escaped_brackets_and_drops_tags():
+    assert report._alt("&sigma; &lt; 1 <b>and</b> y &gt; 2") == "σ &lt; 1 and y &gt; 2"
+
+
 def test_page_is_self_contained_and_every_link_resolves(results, tmp_path):
     report.plot_training(results, tmp_path / "training.png")
     (tmp_path / "norms_start.png").write_bytes((tmp_path / "training.png").read_bytes())

@@ -212,7 +212,8 @@ def _plot_recurrent(ax, items) -> None:
     ax.legend(handles=[Patch(color="0.6", label=r"$\sigma_1$, largest singular value"),
                        Line2D([], [], ls="", marker="o", color="white", mec="black", label="spectral radius"),
                        Line2D([], [], color="black", lw=2,
-                              label=r"$1/\gamma$: $\sigma_1$ below $\Rightarrow$ vanishing")],
+                              label=r"$1/\gamma$: a plain RNN's $\sigma_1$ below $\Rightarrow$ vanishing"
+                                    "\n(for a gate block: only the path through that gate)")],
               fontsize=8, loc="upper left")
     ax.set_ylim(0, 1.3 * max(max(m.singular_value, m.threshold) for _, f in items for m in f.recurrent))
 

@@ -26,6 +26,7 @@ from .plots import MODEL_COLORS
 __all__ = ["plot_training", "reading", "write_report"]
 
 LEARNED_BELOW = 0.5  # a model "learned" the task when its MSE is below this fraction of the baseline
+SHORT_RUN = 200      # fewer training steps than this: the page says a failure may be the run's length
 PAGE_WIDTH = 1124    # CSS pixels of content (main's max-width less its padding)
 FIT_DOWN_TO = 0.45   # a drawing is fitted to the page if that shrinks it no more than this, else it is
 SCROLL_SCALE = 0.6   # shown at this scale in a sideways scroller (Graphviz's small labels stay legible)
@@ -33,9 +34,9 @@ SCROLL_SCALE = 0.6   # shown at this scale in a sideways scroller (Graphviz's sm
 
 # ---------------------------------------------------------------- the training figure
 def plot_training(results: dict, path=None) -> Figure:
-    """Two panels: (a) the training loss (mean of every 25 steps) and the validation MSE of each
-    model against the baseline, log scale; (b) the total gradient norm before clipping (median of
-    every 25 steps) with the clipping threshold."""
+    """Two panels: (a) the training loss (mean over bins of bin_width steps) and the validation MSE
+    of each model against the baseline, log scale; (b) the total gradient norm before clipping
+    (median over the same bins) with the clipping threshold."""
     fig = Figure(figsize=(12, 4.4), layout="constrained")
     ax_loss, ax_norm = fig.subplots(1, 2)
     settings = results["settings"]
@@ -63,10 +64,15 @@ def plot_training(results: dict, path=None) -> Figure:
     return fig
 
 
-def _binned(values, reduce, width: int = 25) -> tuple:
-    """(centre steps, reduce(values) over consecutive bins of `width` steps), NaNs ignored."""
+def bin_width(steps: int) -> int:
+    """The training figure's bins: 25 steps, fewer for a short run (at least ten bins)."""
+    return max(1, min(25, steps // 10 or 1))
+
+
+def _binned(values, reduce) -> tuple:
+    """(centre steps, reduce(values) over consecutive bins of bin_width steps), NaNs ignored."""
     values = np.asarray([np.nan if v is None else v for v in values], dtype=np.float64)
-    width = max(1, min(width, len(values) // 10 or 1))
+    width = bin_width(len(values))
     bins = [values[i:i + width] for i in range(0, len(values), width)]
     with np.errstate(all="ignore"):
         reduced = [reduce(b[np.isfinite(b)]) if np.isfinite(b).any() else np.nan for b in bins]
@@ -99,11 +105,12 @@ def reading(results: dict) -> dict:
                       f"{'no better' if all(mse[m] > 0.8 * baseline for m in failed) else 'not much better'}: "
                       f"{who} never learned which inputs matter. The error is measured at the last step, and the "
                       f"gradient that should point back to the marked values has to cross up to {steps - 1} steps "
-                      "to reach them.")
+                      "to reach them" + (f"; and {settings['steps']} training steps are few for any of them."
+                                         if settings["steps"] < SHORT_RUN else "."))
     flow = []
     for when, key in (("Before training", "flow_start"), ("After training", "flow_end")):
-        parts = [f"the {m}'s by a factor {_power(models[m][key])} ({models[m][key]['decay_rate']:.3f} per step, "
-                 f"{models[m][key]['verdict']})" for m in models]
+        parts = [f"the {m}'s by a factor {_power(models[m][key])} ({models[m][key]['decay_rate']:.3f} per step "
+                 f"in a fit over all the steps, {models[m][key]['verdict']})" for m in models]
         flow.append(f"{when}, from the last time step back to the first (t = {steps - 1} to 0), the size of the "
                     f"gradient &#8214;&#8706;L/&#8706;h<sub>t</sub>&#8214; changed: " + "; ".join(parts) + ".")
     gated = [m for m in models if m != "RNN"]
@@ -115,21 +122,23 @@ def reading(results: dict) -> dict:
                         f"{'s' if len(better) == 1 else ''} far more of the gradient to the early steps than "
                         "the plain RNN: the additive paths through the gates (the LSTM's cell state "
                         "c<sub>t</sub> = f<sub>t</sub> c<sub>t-1</sub> + ..., the GRU's h<sub>t</sub> = "
-                        "(1 - z<sub>t</sub>) n<sub>t</sub> + z<sub>t</sub> h<sub>t-1</sub>) carry it back nearly "
-                        "unchanged where the gates stay open, while the RNN multiplies it by W<sub>hh</sub> and a "
-                        "tanh derivative at every step.")
+                        "(1 - z<sub>t</sub>) n<sub>t</sub> + z<sub>t</sub> h<sub>t-1</sub>) scale it by a gate "
+                        "at each step, which loses little where the gate is near 1, while the RNN multiplies it by "
+                        "W<sub>hh</sub> and a tanh derivative at every step.")
     matrices = []
     for m in models:
         plain = [r for r in models[m]["flow_end"]["recurrent"] if "[" not in r["name"]]
         if plain:
             r = plain[0]
             verdict = "below" if r["singular_value"] < r["threshold"] else "above"
+            measured = models[m]["flow_end"]["verdict"]
             matrices.append(f"The trained RNN's W<sub>hh</sub> has largest singular value "
                             f"&#963;<sub>1</sub> = {r['singular_value']:.2f} and spectral radius "
                             f"{r['spectral_radius']:.2f}, {verdict} the 1/&#947; = {r['threshold']:g} of tanh: "
                             + ("so its gradient must vanish (Pascanu et al., 2013)." if verdict == "below" else
-                               "vanishing is not guaranteed by the weights alone; it comes from the saturated "
-                               "tanh derivatives along the way."))
+                               "so the weights alone do not make it vanish"
+                               + ("; it vanishes through the saturated tanh derivatives along the way."
+                                  if measured == "vanishing" else f", and here it is {measured}.")))
     return {"result": result, "flow": flow, "matrices": matrices}
 
 
@@ -154,11 +163,13 @@ def page(results: dict, widths: dict = None) -> str:
     settings, figures = results["settings"], results["figures"]
     words = reading(results)
     models = list(results["models"])
+    width = bin_width(settings["steps"])
+    mean, median = (f"{how} of every {width} steps" if width > 1 else "every step" for how in ("mean", "median"))
     sections = [
         ("result", "1. Who learned the task",
          _paragraphs(words["result"]) + _table(results) + _figure(figures.get("training"),
-         "Left: training loss (mean of every 25 steps, faint) and validation MSE (dots) against the baseline. "
-         "Right: the total gradient norm before clipping (median of every 25 steps); above the dashed line "
+         f"Left: training loss ({mean}, faint) and validation MSE (dots) against the baseline. "
+         f"Right: the total gradient norm before clipping ({median}); above the dashed line "
          "it was scaled down to it.", wide=True)),
         ("flow", "2. How much gradient reaches each time step",
          _paragraphs(words["flow"]) + _grid([
@@ -216,13 +227,9 @@ def _grid(items) -> str:
 
 
 def _alt(caption: str) -> str:
-    """Caption text without markup, for alt attributes."""
-    text, inside = [], False
-    for ch in html.unescape(caption):
-        inside = (ch == "<") or (inside and ch != ">")
-        if not inside and ch != ">":
-            text.append(ch)
-    return html.escape("".join(text), quote=True)
+    """Caption text without markup, for alt attributes: the tags go, then the entities are read
+    (so an escaped &lt; stays in the text as <, where stripping after unescaping lost it)."""
+    return html.escape(html.unescape(re.sub(r"<[^>]*>", "", caption)), quote=True)
 
 
 def _table(results: dict) -> str:
@@ -235,12 +242,13 @@ def _table(results: dict) -> str:
                     f'<td class="num">{m["final_mse"]:.3g}</td><td class="num">{m["final_mse"] / baseline:.2g}</td>'
                     f'<td class="{"yes" if learned else "no"}">{"learned" if learned else "did not learn"}</td>'
                     f'<td class="num">{_power(m["flow_start"])}</td><td class="num">{_power(m["flow_end"])}</td>'
-                    f'<td class="num">{m["train_seconds"]:.0f} s</td></tr>')
+                    f'<td class="num">{m["train_seconds"]:.1f} s</td></tr>')
     return ('<table class="headline"><thead><tr><th>model</th><th>parameters</th><th>final MSE</th>'
             f'<th>MSE / baseline<br>({baseline:.3f})</th><th>verdict</th>'
             '<th colspan="2">&#8214;&#8706;L/&#8706;h<sub>0</sub>&#8214; / '
             f'&#8214;&#8706;L/&#8706;h<sub>{steps - 1}</sub>'
-            '&#8214;<br>before &amp; after training</th><th>training time</th></tr></thead><tbody>'
+            '&#8214;<br>before &amp; after training</th><th>training time<br>(with traces and evaluations)'
+            '</th></tr></thead><tbody>'
             + "".join(rows) + "</tbody></table>")
 
 
