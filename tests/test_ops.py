@@ -524,6 +524,14 @@ def test_axis_errors_name_the_op(device, call, message):
         call(leaf(np.ones((2, 3)), device))
 
 
+def test_an_empty_axis_splits_as_in_pytorch(device):
+    """One empty piece from split, `chunks` empty pieces from chunk (both gave none)."""
+    x = leaf(np.zeros((0, 3)), device)
+    assert [p.shape for p in x.split(2)] == [(0, 3)]
+    assert [p.shape for p in x.chunk(3)] == [(0, 3)] * 3
+    assert [p.shape for p in x.split(2, axis=1)] == [(0, 2), (0, 1)]
+
+
 def test_cat_and_stack_reject_mismatched_shapes(device):
     a, b = leaf(np.ones((2, 3)), device), leaf(np.ones((2, 4)), device)
     with pytest.raises(ValueError, match="cat"):

@@ -178,7 +178,7 @@ def split(a: Tensor, split_size_or_sections, axis: int = 0) -> tuple:
         if split_size_or_sections <= 0:
             raise ValueError(f"split: split size must be positive, got {split_size_or_sections}")
         sizes = [split_size_or_sections] * (length // split_size_or_sections)
-        if length % split_size_or_sections:
+        if length % split_size_or_sections or not length:  # an empty axis splits into one empty piece
             sizes.append(length % split_size_or_sections)
     else:
         sizes = list(split_size_or_sections)
@@ -194,4 +194,6 @@ def chunk(a: Tensor, chunks: int, axis: int = 0) -> tuple:
     if chunks <= 0:
         raise ValueError(f"chunk: number of chunks must be positive, got {chunks}")
     length = a.data.shape[normalize_axis(axis, a.ndim, "chunk")]
+    if not length:  # as PyTorch: an empty axis gives `chunks` empty pieces
+        return tuple(narrow(a, axis, 0, 0) for _ in range(chunks))
     return split(a, builtins.max(1, -(-length // chunks)), axis)
