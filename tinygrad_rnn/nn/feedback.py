@@ -101,9 +101,11 @@ class OutputFeedbackRNN(Module):
             if data.shape != (steps, batch):
                 raise ValueError(f"OutputFeedbackRNN: class targets must have shape (T, B) = {(steps, batch)}, "
                                  f"got {data.shape}")
-            if data.dtype.kind not in "iu" or data.size and (data.min() < 0 or data.max() >= self.output_size):
+            outside = data.dtype.kind not in "iu" or (data.size and (data.min() < 0 or data.max() >= self.output_size))
+            if outside:
+                got = f"values from {data.min()} to {data.max()}" if data.size else "no values"
                 raise ValueError(f"OutputFeedbackRNN: class targets must be integers in [0, {self.output_size}), "
-                                 f"got {data.dtype} values from {data.min()} to {data.max()}")
+                                 f"got {data.dtype} {got}")
             data = np.eye(self.output_size)[data]
         elif data.shape != (steps, batch, self.output_size):
             raise ValueError(f"OutputFeedbackRNN: targets must have shape (T, B, O) = "

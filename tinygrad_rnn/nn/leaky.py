@@ -34,7 +34,8 @@ class LeakyRNN(Module):
         super().__init__()
         alpha = np.asarray(alpha, dtype=np.float64)
         if alpha.shape not in ((), (hidden_size,)):
-            raise ValueError(f"LeakyRNN: alpha must be one number or one per unit ({hidden_size}), got shape {alpha.shape}")
+            raise ValueError(f"LeakyRNN: alpha must be one number or one per unit ({hidden_size}), "
+                             f"got shape {alpha.shape}")
         alpha = np.broadcast_to(alpha, (hidden_size,)).copy()
         if not np.all((alpha > 0) & (alpha <= 1)):
             raise ValueError(f"LeakyRNN: alpha must lie in (0, 1], got values from {alpha.min()} to {alpha.max()}")
