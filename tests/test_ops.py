@@ -332,6 +332,27 @@ def test_max_gives_the_gradient_to_a_nan(device):
     np.testing.assert_array_equal(x.grad.numpy(), [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
 
 
+SPECIAL = [np.nan, 0.0, -0.0, 1.0, -1.0, np.inf, -np.inf]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_relu_passes_the_gradient_through_a_nan_as_pytorch(device, dtype):
+    """PyTorch's relu backward is 0 where a <= 0, else g: a NaN input gets g (it was 0 here)."""
+    x = leaf(SPECIAL, device, dtype)
+    (x.relu() * 3.0).sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), [3, 0, 0, 3, 0, 3, 0])
+    assert x.grad.dtype == dtype
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_abs_gives_a_nan_no_gradient_as_pytorch(device, dtype):
+    """PyTorch's sign(NaN) is 0, so |a|'s gradient there is 0 (NumPy's sign made it NaN)."""
+    x = leaf(SPECIAL, device, dtype)
+    (x.abs() * 3.0).sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), [0, 0, 0, 3, -3, 3, -3])
+    assert x.grad.dtype == dtype
+
+
 def test_max_over_an_empty_axis_is_refused_but_not_over_a_full_one(device):
     x = leaf(np.zeros((0, 3)), device)
     assert x.max(axis=1).shape == (0,)

@@ -265,6 +265,18 @@ def test_bptt_equals_textbook(fused, device):
     assert_same(obtained, expected, rtol=1e-10, atol=1e-10)
 
 
+@LAYER_FORMS
+def test_relu_layer_passes_the_gradient_through_a_nan_as_pytorch(fused, device):
+    """A NaN input makes every pre-activation NaN; relu'(NaN) = 1 as in PyTorch's relu (0 only
+    where the pre-activation is <= 0), so dL/dx = g W_ih stays finite in every form."""
+    rnn = nn.RNN(3, 4, nonlinearity="relu", fused=fused, dtype=np.float64, device=device)
+    x = tr.Tensor([[[np.nan, 1.0, 2.0]]], requires_grad=True, dtype=np.float64, device=device)  # (T, B, I)
+    g = np.array([[[1.0, -2.0, 0.5, 3.0]]])
+    output, _ = rnn(x)
+    output.backward(g)
+    np.testing.assert_allclose(x.grad.numpy(), g @ rnn.weight_ih_l0.numpy(), rtol=1e-15)
+
+
 # ---------------------------------------------------------------- bad input
 def message_of(excinfo) -> str:
     return str(excinfo.value.args[0])  # KeyError's str() would add quotes

@@ -41,7 +41,7 @@ def rnn_step(gx: Tensor, h: Tensor, w_hh: Tensor, nonlinearity: str = "tanh", w_
     """h' = act(gx + h W_hh^T), act = tanh or relu.   gx, h: (B, H); w_hh: (H, H) -> h': (B, H)
     (w_hh_t: W_hh^T as kernels.recurrent_t gives it, for the forward GEMM; None: W_hh.T)
 
-    backward: d_pre = g * act'(h')  (tanh' = (1 + h')(1 - h'), relu' = [h' > 0]);
+    backward: d_pre = g * act'(h')  (tanh' = (1 + h')(1 - h'), relu' = [h' > 0], 1 at NaN as ops.relu);
               d_gx = d_pre;  d_h = d_pre W_hh;  d_W_hh = d_pre^T h
     """
     xp = array_module(h.data)
@@ -59,7 +59,7 @@ def rnn_step(gx: Tensor, h: Tensor, w_hh: Tensor, nonlinearity: str = "tanh", w_
             d_pre = kernels.tanh_slope(xp, out)
             d_pre *= g
         else:
-            d_pre = xp.where(out > 0, g, 0)
+            d_pre = xp.where(out <= 0, 0, g)
         return d_pre, d_pre @ w if h.requires_grad else None, OuterGrad(d_pre, hd) if w_hh.requires_grad else None
     return make(out, (gx, h, w_hh), backward, "rnn_step")
 

@@ -218,21 +218,23 @@ def _sigmoid_backward(out, g):
 
 
 def relu(a: Tensor) -> Tensor:
-    """y = max(a, 0);  dL/da = g * [a > 0]"""
+    """y = max(a, 0);  dL/da = g * [a > 0], and g where a is NaN (as PyTorch: 0 only where a <= 0)"""
     return make(array_module(a.data).maximum(a.data, 0), (a,), _relu_backward, "relu")
 
 
 def _relu_backward(out, g):
-    return (array_module(out.data).where(out._parents[0].data > 0, g, 0),)
+    return (array_module(out.data).where(out._parents[0].data <= 0, 0, g),)
 
 
 def abs(a: Tensor) -> Tensor:
-    """y = |a|;  dL/da = g * sign(a)"""
+    """y = |a|;  dL/da = g * sign(a), with sign(NaN) = 0 as PyTorch's"""
     return make(array_module(a.data).abs(a.data), (a,), _abs_backward, "abs")
 
 
 def _abs_backward(out, g):
-    return (g * array_module(out.data).sign(out._parents[0].data),)
+    xp = array_module(out.data)
+    sign = xp.sign(out._parents[0].data)  # a / |a| for complex a
+    return (g * xp.where(xp.isnan(sign), 0, sign),)
 
 
 def sqrt(a: Tensor) -> Tensor:

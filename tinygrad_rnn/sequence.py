@@ -164,7 +164,7 @@ def _input_grads(x, w_ih, bias, x2, *blocks):
 def _rnn_node(x, h0, w_ih, w_hh, bias, nonlinearity, reverse) -> Tensor:
     """The outputs (T, B, H), a view of the states (layout in the module docstring).
     backward: d_pre_t = dh_t * act'(h_t);  dh_{t-1} = d_pre_t W_hh;  dW_hh = d_Pre^T H_prev
-    (act' = (1 + h)(1 - h) for tanh, [h > 0] for relu)"""
+    (act' = (1 + h)(1 - h) for tanh, [h > 0] for relu, 1 at NaN as ops.relu)"""
     xp = array_module(h0.data)
     T, B, _ = x.shape
     wh = w_hh.data
@@ -194,7 +194,7 @@ def _rnn_node(x, h0, w_ih, w_hh, bias, nonlinearity, reverse) -> Tensor:
                 xp.subtract(1, h, out=scratch[:hi - lo])
                 slope *= scratch[:hi - lo]
             else:
-                slope[...] = h > 0
+                slope[...] = ~(h <= 0)
             for t in steps:
                 dh += g[t]
                 d = d_pre[t]
