@@ -653,7 +653,7 @@ def test_a_cast_to_integers_is_a_constant(device, target):
 
 def test_pow_with_a_zero_exponent_has_zero_gradient_also_at_zero(device):
     """d(a^0)/da = 0 everywhere, where b a^(b-1) is 0 * inf at a = 0 (NaN, and a warning); and
-    d(a^b)/db is 0 where a <= 0, also where a^b is inf."""
+    d(a^b)/db = a^b log(a) is 0 at a = 0 for b >= 0, with no warning from log(0)."""
     x = leaf([0.0, 1.0, -2.0], device)
     (x ** 0).sum().backward()
     np.testing.assert_array_equal(x.grad.numpy(), [0.0, 0.0, 0.0])
@@ -661,6 +661,23 @@ def test_pow_with_a_zero_exponent_has_zero_gradient_also_at_zero(device):
     (a ** b).sum().backward()
     np.testing.assert_array_equal(a.grad.numpy(), [0.0, 0.0, 0.0])
     np.testing.assert_allclose(b.grad.numpy(), [0.0, np.log(2.0), 0.0], rtol=1e-15)
+
+
+def test_pow_exponent_gradient_where_the_base_is_not_positive_is_pytorchs(device):
+    """d(a^b)/db = a^b log(a), as PyTorch: -inf at a = 0 for b < 0 (inf times log 0), and NaN
+    where a < 0 (a^b has no real derivative in b there) or a is NaN. It was 0 for all of them."""
+    a, b = leaf([0.0, 0.0, -2.0, -2.0, np.nan, 0.0], device), leaf([-1.0, -2.5, 2.0, 3.0, 1.0, 0.0], device)
+    with np.errstate(divide="ignore", invalid="ignore"):  # NumPy warns of log(0) and log(-2)
+        (a ** b).sum().backward()
+    np.testing.assert_array_equal(b.grad.numpy(), [-np.inf, -np.inf, np.nan, np.nan, np.nan, 0.0])
+
+
+def test_div_denominator_gradient_rounds_as_pytorchs(device):
+    """d(a/b)/db = -g (a/b)/b, PyTorch's order of operations: -0.16 at a = 1, b = 2.5, where
+    -(g/b)(a/b) gave -0.16000000000000003."""
+    a, b = leaf([1.0, -1.0], device), leaf([2.5, -2.5], device)
+    (a / b).sum().backward()
+    np.testing.assert_array_equal(b.grad.numpy(), [-0.16, 0.16])
 
 
 # ---------------------------------------------------------------- dtype preservation

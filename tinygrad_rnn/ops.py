@@ -85,12 +85,13 @@ def div(a, b) -> Tensor:
 
 def _div_backward(out, g):
     a, b = out._parents
-    ga = g / b.data if a.requires_grad else None
-    return ga, (-(ga if ga is not None else g / b.data) * out.data if b.requires_grad else None)
+    return (g / b.data if a.requires_grad else None,
+            -g * (out.data / b.data) if b.requires_grad else None)
 
 
 def pow(a, b) -> Tensor:
-    """z = a ** b;  dL/da = g * b * a ** (b - 1) (0 where b = 0), dL/db = g * z * log(a) (0 where a <= 0)"""
+    """z = a ** b;  dL/da = g * b * a ** (b - 1) (0 where b = 0),
+    dL/db = g * z * log(a) (0 where a = 0 and b >= 0; NaN where a < 0, as PyTorch's)"""
     a, b = as_operands(a, b, "pow")
     try:
         return make(a.data ** b.data, (a, b), _pow_backward, "pow")
@@ -110,9 +111,8 @@ def _pow_backward(out, g):
             zero = bd == 0
             b1 = xp.where(zero, 1, bd)
             ga = g * xp.where(zero, 0, b1 * ad ** (b1 - 1))
-    if b.requires_grad:
-        positive = ad > 0  # z * log(a), with both factors 0 where a <= 0 (z may be inf there)
-        gb = g * xp.where(positive, out.data, 0) * xp.log(xp.where(positive, ad, 1))
+    if b.requires_grad:  # where a = 0 and b >= 0, z is 0 or 1 and log(1) = 0 stands in for log(0)
+        gb = g * (out.data * xp.log(xp.where((ad == 0) & (bd >= 0), 1, ad)))
     return ga, gb
 
 
