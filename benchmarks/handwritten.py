@@ -19,8 +19,9 @@ W_hh^T is copied, C-contiguous, into a buffer of its own at each step (64 rows o
 OpenBLAS runs the forward's h @ W_hh^T 10-45% faster so than over W_hh's transposed view (B = 1 to
 64, H = 100 to 512), as tinygrad_rnn's kernels.recurrent_t does from 32 steps on.
 
-The sigmoid is computed as s(x) = (1 + tanh(x / 2)) / 2: exact, free of overflow, and for the
-LSTM all four gates take one pass: a <- tanh(a * k) * k + m with k = 1/2 (i, f, o) or 1 (g).
+The sigmoid is PyTorch's s(x) = 1 / (1 + exp(-x)), exact in relative terms also for tiny gates
+(exp(-x) = inf where s(x) underflows to 0, a warning silenced); the LSTM's pre-activations are
+first multiplied by k = -1 (i, f, o) or 1 (g), in one pass.
 
 The same code runs on CuPy arrays: pass xp = tinygrad_rnn.backend.array_module(some_array).
 
@@ -36,6 +37,16 @@ __all__ = ["make_bptt", "LSTMBPTT", "GRUBPTT", "RNNBPTT", "KINDS", "GATES", "par
 
 GATES = {"lstm": 4, "gru": 3, "rnn": 1}
 KINDS = tuple(GATES)
+
+
+def sigmoid_of_negated(xp, *blocks) -> None:
+    """Each block holds -x on entry and s(x) = 1 / (1 + exp(-x)) on exit."""
+    with np.errstate(over="ignore"):  # exp(-x) = inf where s(x) is 0 in the dtype
+        for block in blocks:
+            xp.exp(block, out=block)
+    for block in blocks:
+        block += 1
+        xp.divide(1, block, out=block)
 
 
 def params_of(model, layer: int = 0) -> dict:
@@ -192,11 +203,9 @@ class LSTMBPTT(_BPTT):
         self.dc = empty(B, H)
         self.tmp_g = empty(B, 4 * H)
         self.bias = empty(4 * H)
-        # a <- tanh(a * k) * k + m: sigmoid on the i, f, o columns, tanh on the g column
-        k = np.full(4 * H, 0.5)
+        k = np.full(4 * H, -1.0)            # a <- a * k: -a on the sigmoid gates i, f, o
         k[2 * H:3 * H] = 1.0
         self.k = xp_array(self.xp, k, self.dtype)
-        self.m = xp_array(self.xp, np.where(k == 0.5, 0.5, 0.0), self.dtype)
 
     def _forward(self, x, params, h0, c0):
         xp, H = self.xp, self.H
@@ -212,10 +221,9 @@ class LSTMBPTT(_BPTT):
             xp.matmul(h[t], w_hh_t, out=tmp_g)
             a += tmp_g
             a *= self.k
-            xp.tanh(a, out=a)
-            a *= self.k
-            a += self.m
             i, f, g, o = a[:, :H], a[:, H:2 * H], a[:, 2 * H:3 * H], a[:, 3 * H:]
+            sigmoid_of_negated(xp, a[:, :2 * H], o)
+            xp.tanh(g, out=g)
             xp.multiply(f, c[t], out=c[t + 1])
             xp.multiply(i, g, out=tmp_h)
             c[t + 1] += tmp_h
@@ -299,10 +307,8 @@ class GRUBPTT(_BPTT):
             tmp_g += b_hh
             rz = gates[:, :2 * H]                           # r, z = sigmoid(gx + a)
             rz += tmp_g[:, :2 * H]
-            rz *= 0.5
-            xp.tanh(rz, out=rz)
-            rz *= 0.5
-            rz += 0.5
+            xp.negative(rz, out=rz)
+            sigmoid_of_negated(xp, rz)
             a_n[t] = tmp_g[:, 2 * H:]
             r, z, n = gates[:, :H], gates[:, H:2 * H], gates[:, 2 * H:]
             xp.multiply(r, a_n[t], out=tmp_h)               # n = tanh(gx_n + r * a_n)

@@ -277,6 +277,44 @@ def test_relu_layer_passes_the_gradient_through_a_nan_as_pytorch(fused, device):
     np.testing.assert_allclose(x.grad.numpy(), g @ rnn.weight_ih_l0.numpy(), rtol=1e-15)
 
 
+@LAYER_FORMS
+def test_an_inactive_relu_blocks_an_infinite_gradient(fused, device):
+    """relu' = 0 selects, as in PyTorch: a unit whose pre-activation is negative passes nothing
+    back, even an inf or NaN dL/dh (the sequence form multiplied by 0: NaN)."""
+    rnn = nn.RNN(1, 2, nonlinearity="relu", fused=fused, dtype=np.float64, device=device)
+    rnn.load_state_dict({"weight_ih_l0": [[1.0], [-1.0]], "weight_hh_l0": np.zeros((2, 2)),
+                         "bias_ih_l0": np.zeros(2), "bias_hh_l0": np.zeros(2)})
+    x = tr.Tensor([[[1.0]], [[1.0]]], requires_grad=True, dtype=np.float64, device=device)  # (T, B, I) = (2, 1, 1)
+    output, _ = rnn(x)  # unit 0 active (h = 1), unit 1 not (pre-activation -1)
+    output.backward(np.array([[[2.0, np.inf]], [[3.0, np.nan]]]))
+    np.testing.assert_array_equal(x.grad.numpy().ravel(), [2.0, 3.0])
+    np.testing.assert_array_equal(rnn.weight_ih_l0.grad.numpy().ravel(), [5.0, 0.0])
+
+
+@pytest.mark.parametrize("dtype, bias, state", [(np.float64, -40.0, 1e30), (np.float32, -20.0, 1e4),
+                                                (np.float32, -10.0, 1.0)])
+@pytest.mark.parametrize("kind", ["lstm", "gru"])
+@LAYER_FORMS
+def test_a_tiny_gate_keeps_its_digits_in_every_form(kind, fused, dtype, bias, state, device):
+    """A forget (LSTM) or update (GRU) gate of sigmoid(-40) = 4.2e-18 times a state of 1e30 is
+    4.2e12, as PyTorch computes it. The fused kernels' sigmoid was (1 + tanh(x/2))/2, which is 0
+    there (and carried a relative error of 1e-4 at sigmoid(-10) in float32)."""
+    model = make_layer(kind, 1, 1, fused=fused, dtype=dtype, device=device)
+    for p in model.parameters():
+        p.data[...] = 0
+    model.bias_ih_l0.data[1] = bias  # gate order: LSTM [i, f, g, o], GRU [r, z, n]
+    s0 = tr.Tensor(np.full((1, 1, 1), state), dtype=dtype, requires_grad=True, device=device)
+    zeros = tr.Tensor(np.zeros((1, 1, 1)), dtype=dtype, device=device)
+    _, final = model(zeros, (zeros, s0) if kind == "lstm" else s0)
+    carried = final[-1]  # c_n, or the GRU's h_n
+    carried.sum().backward()
+    gate = 1 / (1 + np.exp(-bias))  # in float64: 4.248e-18 at -40
+    rtol = 1e-14 if dtype == np.float64 else 2e-6
+    np.testing.assert_allclose(carried.numpy().ravel(), [gate * state], rtol=rtol)
+    np.testing.assert_allclose(s0.grad.numpy().ravel(), [gate], rtol=rtol)
+    np.testing.assert_allclose(model.bias_ih_l0.grad.numpy()[1], gate * (1 - gate) * state, rtol=rtol)
+
+
 # ---------------------------------------------------------------- bad input
 def message_of(excinfo) -> str:
     return str(excinfo.value.args[0])  # KeyError's str() would add quotes

@@ -180,6 +180,22 @@ def test_peak_memory_of_a_training_step(kind):
     assert peak <= PEAK_BOUND[kind] * output_bytes, (kind, peak / output_bytes)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_the_kernels_sigmoid_is_exact_in_relative_terms(dtype):
+    """sigmoid(x) to a few ulps of its own size from x = -800 to 40, tiny gates included, and
+    exactly 0 without a warning where it underflows (exp(-x) overflows there)."""
+    x = np.linspace(-800, 40, 40_001).astype(dtype)
+    reference = 1 / (1 + np.exp(-x.astype(np.longdouble)))  # 80-bit on x86-64 (float64 elsewhere)
+    obtained = -x
+    kernels.negated_sigmoid(np, obtained)  # the suite turns a RuntimeWarning into an error
+    info = np.finfo(dtype)
+    normal = reference >= info.tiny
+    relative = np.abs(obtained[normal] - reference[normal]) / reference[normal]
+    assert relative.max() <= 4 * info.eps, relative.max()
+    assert np.all(np.abs(obtained[~normal] - reference[~normal]) <= info.tiny)
+    assert obtained[0] == 0 and obtained[-1] == 1
+
+
 @pytest.mark.parametrize("scale", [False, True], ids=["plain", "scaled"])
 def test_recurrent_t_is_w_transposed_either_way(scale):
     """Under 32 steps W's transposed view (of W scaled, with a scale); from 32 on a C-contiguous

@@ -81,11 +81,10 @@ def lstm_step(gx: Tensor, h: Tensor, c: Tensor, w_hh: Tensor, w_hh_t=None) -> Te
     hd, cd, w = h.data, c.data, w_hh.data
     act = hd @ (w.T if w_hh_t is None else w_hh_t)
     act += gx.data
-    affine = kernels.lstm_gate_affine(act, cd.shape[-1])
-    act *= affine[0]
+    act *= kernels.lstm_gate_scale(act, cd.shape[-1])
     out = xp.empty((2,) + cd.shape, dtype=act.dtype)
     tanh_c = xp.empty_like(out[1])
-    kernels.lstm_forward(xp, act, cd, out[0], out[1], tanh_c, affine)
+    kernels.lstm_forward(xp, act, cd, out[0], out[1], tanh_c)
 
     def backward(_, gs):
         dc = gs[1].copy()  # dL/dc', then dL/dc
@@ -117,7 +116,7 @@ def gru_step(gx: Tensor, h: Tensor, w_hh: Tensor, b_hh: Tensor = None, w_hh_t=No
         a += b_hh.data
     gates = xp.empty_like(gxd)
     xp.add(gxd[:, :2 * n_], a[:, :2 * n_], out=gates[:, :2 * n_])
-    gates[:, :2 * n_] *= 0.5
+    xp.negative(gates[:, :2 * n_], out=gates[:, :2 * n_])
     gates[:, 2 * n_:] = gxd[:, 2 * n_:]
     a_n = a[:, 2 * n_:].copy()  # backward needs only this third of a: let the rest go
     out = xp.empty_like(hd)

@@ -9,8 +9,11 @@ order as PyTorch's; every output buffer is the caller's, and a kernel writes not
 small temporaries.
 
 At these sizes the elementwise work costs as much as the GEMMs, so it runs in place (`out=` and
-augmented assignment). Sigmoid is computed as (1 + tanh(x / 2)) / 2: one transcendental, never
-overflowing, exact to rounding in absolute terms.
+augmented assignment). Sigmoid is PyTorch's 1 / (1 + exp(-x)), exact to rounding in relative
+terms also where a gate is tiny (the shortcut (1 + tanh(x / 2)) / 2 loses the digits of a gate
+below about 1e-4 in float32 and returns 0 below x = -20); callers hand the kernels -x, their
+GEMMs' weights scaled by -1 once. exp(-x) overflows to inf where x < -88 (float32) or -709,
+and there 1 / inf = 0 is sigmoid's value in the dtype, so that one warning is silenced.
 """
 from __future__ import annotations
 
@@ -18,7 +21,7 @@ import numpy as np
 
 from .backend import array_device, array_module
 
-__all__ = ["recurrent_t", "tanh_slope", "sigmoid_slope", "lstm_gate_affine", "lstm_forward", "lstm_backward",
+__all__ = ["recurrent_t", "tanh_slope", "sigmoid_slope", "negated_sigmoid", "lstm_gate_scale", "lstm_forward", "lstm_backward",
            "gru_forward", "gru_backward", "lstm_factors", "gru_factors"]
 
 
@@ -60,38 +63,44 @@ def sigmoid_slope(s):
     return slope
 
 
-_GATE_AFFINES: dict = {}
+_GATE_SCALES: dict = {}
 
 
-def lstm_gate_affine(like, n: int):
-    """(k, m), each (4n,) on like's device and dtype: 1/2 and 1/2 on the sigmoid gates i, f, o;
-    1 and 0 on g (cached; callers that run many steps look it up once)."""
+def lstm_gate_scale(like, n: int):
+    """k (4n,) on like's device and dtype: -1 on the sigmoid gates i, f, o, 1 on g: what
+    lstm_forward takes its pre-activations times (cached; callers running many steps look it up
+    once and scale their weights by it)."""
     xp, dtype = array_module(like), like.dtype
     key = (array_device(like), n, dtype)
-    if key not in _GATE_AFFINES:
-        k = xp.full(4 * n, 0.5, dtype=dtype)
+    if key not in _GATE_SCALES:
+        k = xp.full(4 * n, -1.0, dtype=dtype)
         k[2 * n:3 * n] = 1.0
-        m = xp.full(4 * n, 0.5, dtype=dtype)
-        m[2 * n:3 * n] = 0.0
-        _GATE_AFFINES[key] = (k, m)
-    return _GATE_AFFINES[key]
+        _GATE_SCALES[key] = k
+    return _GATE_SCALES[key]
 
 
-def lstm_forward(xp, act, c, h_out, c_out, tanh_c_out, affine) -> None:
+def negated_sigmoid(xp, *blocks) -> None:
+    """sigmoid(x) = 1 / (1 + exp(-x)) in place over each of blocks, which hold -x on entry."""
+    with np.errstate(over="ignore"):  # exp(-x) = inf where sigmoid(x) is 0 in the dtype
+        for minus_x in blocks:
+            xp.exp(minus_x, out=minus_x)
+    for minus_x in blocks:
+        minus_x += 1
+        xp.divide(1, minus_x, out=minus_x)
+
+
+def lstm_forward(xp, act, c, h_out, c_out, tanh_c_out) -> None:
     """One LSTM step after its GEMM.   act: (B, 4H); c, h_out, c_out, tanh_c_out: (B, H)
 
-    With (k, m) = affine = lstm_gate_affine(act, H), act holds the pre-activations times k on
-    entry, (gx + h W_hh^T) k, and the gates [i, f, g, o] on exit: i, f, o = sigmoid(a_i, a_f, a_o)
-    and g = tanh(a_g), all columns in one pass as tanh(a k) k + m (a caller running many steps
-    scales its projection and W_hh by k once). Then c' = f * c + i * g -> c_out,
-    tanh(c') -> tanh_c_out, h' = o * tanh(c') -> h_out.
+    act holds the pre-activations times k = lstm_gate_scale(act, H) on entry, (gx + h W_hh^T) k
+    (a caller running many steps scales its projection and W_hh by k once), and the gates
+    [i, f, g, o] on exit: i, f, o = sigmoid(a_i, a_f, a_o), g = tanh(a_g). Then
+    c' = f * c + i * g -> c_out, tanh(c') -> tanh_c_out, h' = o * tanh(c') -> h_out.
     """
     n = c.shape[-1]
-    scale, shift = affine
-    xp.tanh(act, out=act)
-    act *= scale
-    act += shift
     i, f, g, o = act[:, :n], act[:, n:2 * n], act[:, 2 * n:3 * n], act[:, 3 * n:]
+    negated_sigmoid(xp, act[:, :2 * n], o)
+    xp.tanh(g, out=g)
     xp.multiply(f, c, out=c_out)
     xp.multiply(i, g, out=h_out)  # h_out as scratch for i * g
     c_out += h_out
@@ -134,16 +143,14 @@ def gru_forward(xp, gates, a_n, h, h_out) -> None:
     """One GRU step after its GEMM.   gates: (B, 3H); a_n, h, h_out: (B, H)
 
     With gx = x W_ih^T + b_ih and a = h W_hh^T + b_hh, each [_r, _z, _n], gates holds
-    [(gx_r + a_r) / 2, (gx_z + a_z) / 2, gx_n] on entry (halved for the sigmoid; a caller running
-    many steps halves its projection and W_hh's rows once) and [r, z, n] on exit, a_n = a's n block:
-    r, z = sigmoid(gx + a) = (1 + tanh((gx + a) / 2)) / 2;  n = tanh(gx_n + r * a_n);
-    h' = (1 - z) * n + z * h = n + z * (h - n) -> h_out.
+    [-(gx_r + a_r), -(gx_z + a_z), gx_n] on entry (negated for the sigmoid; a caller running many
+    steps negates its projection's and W_hh's r and z rows once) and [r, z, n] on exit, a_n = a's
+    n block: r, z = sigmoid(gx + a);  n = tanh(gx_n + r * a_n);  h' = (1 - z) * n + z * h
+    = n + z * (h - n) -> h_out.
     """
     n_ = h.shape[-1]
     rz = gates[:, :2 * n_]
-    xp.tanh(rz, out=rz)
-    rz *= 0.5
-    rz += 0.5
+    negated_sigmoid(xp, rz)
     r, z, n = rz[:, :n_], rz[:, n_:], gates[:, 2 * n_:]
     xp.multiply(r, a_n, out=h_out)  # h_out as scratch for r * a_n
     n += h_out

@@ -194,13 +194,17 @@ def _rnn_node(x, h0, w_ih, w_hh, bias, nonlinearity, reverse) -> Tensor:
                 xp.subtract(1, h, out=scratch[:hi - lo])
                 slope *= scratch[:hi - lo]
             else:
-                slope[...] = ~(h <= 0)
+                inactive = h <= 0  # relu' = 0 there (1 at NaN, as ops.relu)
             for t in steps:
                 dh += g[t]
                 d = d_pre[t]
-                d *= dh
+                if tanh:
+                    d *= dh
+                else:  # a select, as PyTorch's: 0 times an inf or NaN dh_t would be NaN
+                    xp.copyto(d, dh)
+                    xp.copyto(d, 0, where=inactive[t - lo])
                 xp.matmul(d, wh, out=dh)
-        scratch = h = slope = d = None  # let go of the scratch before the GEMMs' outputs
+        scratch = h = slope = d = inactive = None  # let go of the scratch before the GEMMs' outputs
         d_x, d_w_ih, d_bias = _input_grads(x, w_ih, bias, x2, d_pre)
         d_w_hh = d_pre.reshape(T * B, H).T @ hs[r:T + r].reshape(T * B, H) if w_hh.requires_grad else None
         grads = (d_x, dh, d_w_ih, d_w_hh)
@@ -220,8 +224,8 @@ def _lstm_node(x, h0, c0, w_ih, w_hh, bias, reverse) -> Tensor:
     wh = w_hh.data
     H = wh.shape[1]
     order, r = _steps(T, reverse)
-    affine = kernels.lstm_gate_affine(wh, H)  # the kernel takes the pre-activations times k: the
-    scale = affine[0]                          # projection and W_hh's rows come scaled by k
+    scale = kernels.lstm_gate_scale(wh, H)  # the kernel takes the pre-activations times k: the
+                                            # projection and W_hh's rows come scaled by k
     x2, acts = _project(xp, x, w_ih, None if bias is None else bias.data, scale)  # then the gates
     wh_t = kernels.recurrent_t(wh, T, scale)
     states = xp.empty((T + 2, B, H), dtype=acts.dtype)
@@ -232,7 +236,7 @@ def _lstm_node(x, h0, c0, w_ih, w_hh, bias, reverse) -> Tensor:
         a = acts[t]
         xp.matmul(hs[t + r], wh_t, out=recurrent)
         a += recurrent
-        kernels.lstm_forward(xp, a, cs[t + r], hs[t + 1 - r], cs[t + 1 - r], tanh_c, affine)
+        kernels.lstm_forward(xp, a, cs[t + r], hs[t + 1 - r], cs[t + 1 - r], tanh_c)
     states[T + 1] = cs[T - T * r]  # c_n
 
     def backward(_, g):
@@ -278,9 +282,9 @@ def _gru_node(x, h0, w_ih, w_hh, b_ih, b_hh, reverse) -> Tensor:
     wh = w_hh.data
     H = wh.shape[1]
     order, r = _steps(T, reverse)
-    scale = xp.ones(3 * H, dtype=wh.dtype)  # the kernel takes the r and z pre-activations halved:
-    scale[:2 * H] = 0.5                      # the projection (b_hh's r and z blocks added) and
-    bias = None                              # W_hh's r and z rows come halved
+    scale = xp.ones(3 * H, dtype=wh.dtype)  # the kernel takes the r and z pre-activations negated:
+    scale[:2 * H] = -1.0                     # the projection (b_hh's r and z blocks added) and
+    bias = None                              # W_hh's r and z rows come negated
     if b_ih is not None:
         bias = b_ih.data.copy()
         bias[:2 * H] += b_hh.data[:2 * H]
