@@ -169,3 +169,16 @@ def test_mse_loss_refuses_a_target_of_another_shape(wrap):
     with pytest.raises(ValueError, match=r"input has shape \(3, 1\) but target has shape \(3,\)"):
         F.mse_loss(Tensor(np.zeros((3, 1))), wrap(np.zeros(3)))
 
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_mse_loss_ignores_an_inf_or_nan_where_the_mask_is_zero(device, reduction):
+    """As cross_entropy's mask does: a masked position adds nothing, whatever it holds (its
+    squared error times 0 was 0 * inf = NaN)."""
+    x = Tensor([np.inf, 1.0, np.nan, 2.0], requires_grad=True, dtype=np.float64, device=device)
+    loss = F.mse_loss(x, np.zeros(4), reduction=reduction, mask=[0, 1, 0, 1])
+    expected = {"mean": 2.5, "sum": 5.0, "none": [0.0, 1.0, 0.0, 4.0]}[reduction]
+    np.testing.assert_array_equal(loss.numpy(), expected)
+    loss.sum().backward()
+    scale = 0.5 if reduction == "mean" else 1.0
+    np.testing.assert_array_equal(x.grad.numpy(), [0.0, 2.0 * scale, 0.0, 4.0 * scale])

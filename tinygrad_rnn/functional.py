@@ -75,11 +75,14 @@ def mse_loss(input: Tensor, target, reduction: str = "mean", mask=None) -> Tenso
     if isinstance(target, (Tensor, *backend.ARRAY_TYPES)) and tuple(target.shape) != input.shape:
         raise ValueError(f"mse_loss: input has shape {input.shape} but target has shape {tuple(target.shape)}; "
                          "they must match (a broadcast target would average over pairs the caller never meant)")
-    losses = (input - target) ** 2
+    diff = input - target
     if mask is None:
-        return _reduce(losses, None, reduction, losses.shape)
-    weights = backend.to_device(_mask_array(mask, losses.shape), input.device).astype(input.dtype)
-    return _reduce(losses * weights, weights, reduction, losses.shape)
+        return _reduce(diff ** 2, None, reduction, diff.shape)
+    weights = backend.to_device(_mask_array(mask, diff.shape), input.device).astype(input.dtype)
+    scored = weights != 0
+    if not scored.all():  # as in nll_loss: an inf or NaN where the mask is 0 must not make 0 * inf = NaN
+        diff = ops.where(scored, diff, 0.0)
+    return _reduce(diff ** 2 * weights, weights, reduction, diff.shape)
 
 
 def lengths_to_mask(lengths, max_len: int, batch_first: bool = False) -> np.ndarray:
