@@ -186,7 +186,7 @@ def _rnn_node(x, h0, w_ih, w_hh, bias, nonlinearity, reverse) -> Tensor:
     def backward(_, g):
         d_pre, dh = xp.empty((T,) + hs.shape[1:], dtype=hs.dtype), xp.zeros_like(hs[0])
         blocks = _blocks(T, reverse, hs[0].nbytes)
-        scratch = xp.empty_like(d_pre[:blocks[0][1] - blocks[0][0]])
+        scratch = xp.empty_like(d_pre[:blocks[0][1] - blocks[0][0]]) if tanh else None  # for (1 - h)
         for lo, hi, steps in blocks:
             h, slope = hs[lo + 1 - r:hi + 1 - r], d_pre[lo:hi]  # act' of the block, then times dh_t
             if tanh:
