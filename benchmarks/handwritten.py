@@ -21,7 +21,8 @@ OpenBLAS runs the forward's h @ W_hh^T 10-45% faster so than over W_hh's transpo
 
 The sigmoid is PyTorch's s(x) = 1 / (1 + exp(-x)), exact in relative terms also for tiny gates
 (exp(-x) = inf where s(x) underflows to 0, a warning silenced); the LSTM's pre-activations are
-first multiplied by k = -1 (i, f, o) or 1 (g), in one pass.
+first multiplied by k = -1 (i, f, o) or 1 (g), in one pass. Its few lines repeat kernels.py's on
+purpose: this file imports nothing of the library it is the reference for.
 
 The same code runs on CuPy arrays: pass xp = tinygrad_rnn.backend.array_module(some_array).
 
